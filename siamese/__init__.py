@@ -1,0 +1,50 @@
+"""siamese: Siamese similarity models for text, images and categories, searchable with FAISS.
+
+One tower (an encoder from raw input to a vector) is applied to both inputs of a pair; a head
+turns the two encodings into a similarity. The trained tower embeds a corpus into an index.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from siamese._tf import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()
+
+from siamese import heads, losses  # noqa: E402  (registers the serialisable classes)
+from siamese._version import __version__  # noqa: E402
+from siamese.errors import (  # noqa: E402
+    ConfigError,
+    DataError,
+    DatasetNotFoundError,
+    IndexFileError,
+    SiameseError,
+)
+from siamese.models import build_siamese, embed, load_model, load_tower, tower_of  # noqa: E402
+from siamese.towers import categorical_tower, image_tower, text_tower  # noqa: E402
+from siamese.vectors import WordVectors, load_word_vectors  # noqa: E402
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DatasetNotFoundError",
+    "IndexFileError",
+    "SiameseError",
+    "WordVectors",
+    "__version__",
+    "build_siamese",
+    "categorical_tower",
+    "embed",
+    "heads",
+    "image_tower",
+    "load_model",
+    "load_tower",
+    "load_word_vectors",
+    "losses",
+    "text_tower",
+    "tower_of",
+]

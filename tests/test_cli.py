@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from siamese import cli
+
+
+@pytest.mark.parametrize(
+    "command, args, words",
+    [
+        (cli.train, ["--help"], ["--task", "Examples:", "siamese-train --task text-pairs"]),
+        (cli.index, ["--help"], ["build", "query", "info", "Examples:"]),
+        (cli.index, ["build", "--help"], ["--run", "--input", "--out"]),
+        (cli.evaluate, ["--help"], ["--run", "Examples:", "siamese-eval --run"]),
+    ],
+)
+def test_help_has_examples(command, args, words):
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 0, result.output
+    for word in words:
+        assert word in result.output
+
+
+def test_bad_task_is_one_line_and_exit_2():
+    result = CliRunner().invoke(cli.train, ["--task", "poetry"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("script", ["siamese-train", "siamese-index", "siamese-eval"])
+def test_console_scripts_are_installed(script):
+    try:
+        importlib.metadata.distribution("siamese")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the package is not pip-installed here (run: pip install -e .)")
+    path = shutil.which(script)
+    assert path is not None, f"{script} is not on PATH although siamese is installed"
+    proc = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Examples:" in proc.stdout
