@@ -10,6 +10,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -58,19 +59,108 @@ def verbose_option(func: Callable[..., Any]) -> Callable[..., Any]:
 Examples:
   siamese-train --task text-pairs --data sick --epochs 10 --out runs/sick
   siamese-train --task text-pairs --data stsb --word-vectors glove-6b-50d --out runs/stsb
-  siamese-train --task image-pairs --data omniglot --out runs/omniglot
-  siamese-train --task basketball --model team-strength
+  siamese-train --task text-pairs --data pairs.tsv --text-a-col q1 --text-b-col q2 --label-col dup
+  siamese-train --task text-pairs --out runs/sick --resume --epochs 20
 """
 )
 @click.option("--task", type=click.Choice(TASKS), required=True, help="What kind of pairs to train on.")
-@click.option("--data", default=None, help="Dataset name, file or folder, or tfds:NAME.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Run folder to write.")
+@click.option(
+    "--data", default=None, help="Dataset name (sick, stsb, mrpc, paws, qqp), CSV/TSV path, or tfds:NAME."
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["regression", "binary"]),
+    default=None,
+    help="Default: regression for graded scores, binary for 0/1 labels.",
+)
+@click.option("--head", default=None, help="Similarity head: abs-diff, manhattan, cosine, euclidean, concat.")
+@click.option("--loss", default=None, help="Loss: mse, binary-crossentropy, contrastive, mae.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Stop after this many epochs without improvement on dev (0: never).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run folder to write (default: runs/TASK-DATA).",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option(
+    "--word-vectors",
+    default=None,
+    help="Pretrained vectors: glove-6b-50d (the glove extra), a GloVe/word2vec text file, or .npy.",
+)
+@click.option("--freeze-embeddings", is_flag=True, help="Keep pretrained word vectors fixed.")
+@click.option("--units", type=click.IntRange(min=1), default=128, show_default=True, help="LSTM units.")
+@click.option("--embedding-dim", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--rnn", type=click.Choice(["lstm", "bilstm"]), default="lstm", show_default=True)
+@click.option("--sequence-length", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--vocab-size", type=click.IntRange(min=3), default=20000, show_default=True)
+@click.option("--text-a-col", default="sentence1", show_default=True, help="CSV/TSV: first text column.")
+@click.option("--text-b-col", default="sentence2", show_default=True, help="CSV/TSV: second text column.")
+@click.option("--label-col", default="label", show_default=True, help="CSV/TSV: label column.")
+@click.option("--sep", default=None, help="CSV/TSV separator (default: from the file extension).")
 @verbose_option
 @friendly_errors
-def train(task: str, data: str | None, out_dir: str | None, verbose: bool) -> None:
+def train(
+    task: str, data: str | None, out_dir: str | None, resume: bool, verbose: bool, **options: Any
+) -> None:
     """Train a Siamese model and write its run folder (model, tower, config, metrics)."""
     _setup_logging(verbose)
-    raise SiameseError(f"--task {task} is not available in this version yet")
+    if task != "text-pairs":
+        raise SiameseError(f"--task {task} is not available in this version yet")
+    from siamese.tasks import text_pairs
+    from siamese.training import RunConfig, TextOptions
+
+    data = data or "sick"
+    if out_dir is None:
+        if resume:
+            raise SiameseError("--resume needs --out, the run folder to continue")
+        out_dir = str(Path("runs") / f"{task}-{Path(data).stem.replace(':', '-').replace('/', '-')}")
+    text = TextOptions(
+        vocab_size=options["vocab_size"],
+        sequence_length=options["sequence_length"],
+        embedding_dim=options["embedding_dim"],
+        units=options["units"],
+        rnn=options["rnn"],
+        word_vectors=options["word_vectors"],
+        train_embeddings=not options["freeze_embeddings"],
+        text_a_col=options["text_a_col"],
+        text_b_col=options["text_b_col"],
+        label_col=options["label_col"],
+        sep=options["sep"],
+    )
+    config = RunConfig(
+        task=task,
+        data=data,
+        objective=options["objective"],
+        head=options["head"],
+        loss=options["loss"],
+        epochs=options["epochs"],
+        batch_size=options["batch_size"],
+        learning_rate=options["learning_rate"],
+        patience=options["patience"],
+        seed=options["seed"],
+        text=text,
+    )
+    metrics = text_pairs.train(config, out_dir, resume=resume)
+    click.echo(f"run folder: {out_dir}")
+    _echo_metrics(metrics)
+
+
+def _echo_metrics(metrics: dict[str, dict[str, float]]) -> None:
+    for split, values in metrics.items():
+        shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+        click.echo(f"{split}: {shown}")
 
 
 @click.group(
@@ -132,4 +222,6 @@ Examples:
 def evaluate(run_dir: str, data: str | None, split: str, verbose: bool) -> None:
     """Evaluate a trained run on a dataset split and print its metrics."""
     _setup_logging(verbose)
-    raise SiameseError("siamese-eval is not available in this version yet")
+    from siamese.tasks import text_pairs
+
+    _echo_metrics(text_pairs.evaluate(run_dir, data=data, split=split))

@@ -1,0 +1,1 @@
+"""The training tasks behind ``siamese-train --task``: one module per task."""

@@ -1,0 +1,240 @@
+"""``siamese-train --task text-pairs``: a text tower trained on sentence pairs.
+
+Graded data (SICK, STS-B) is learned as regression on scores scaled to [0, 1] (default head
+``manhattan``, exp(-‖u - v‖₁) as in MaLSTM, with MSE); binary data (MRPC, PAWS, QQP) as
+classification (default head ``abs-diff`` with binary cross-entropy). Final metrics are on
+each dataset's own scale: Pearson, Spearman and MSE for graded data; accuracy and F1 at the
+threshold chosen on dev, ROC-AUC and average precision for binary data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import keras
+import numpy as np
+
+from siamese import evaluation, heads, losses
+from siamese.datasets.text import BINARY, GRADED, TextPairs, load_text_dataset
+from siamese.errors import ConfigError
+from siamese.io import read_json
+from siamese.keras_metrics import PearsonCorrelation
+from siamese.models import build_siamese, load_model, tower_of
+from siamese.towers import text_tower
+from siamese.training import RunConfig, RunDir, epoch_permutation, fit_epochs, plot_history
+from siamese.vectors import load_word_vectors
+
+logger = logging.getLogger(__name__)
+
+TASK = "text-pairs"
+
+
+def load_splits(config: RunConfig, data: str | None = None) -> dict[str, TextPairs]:
+    """Read the run's dataset (or ``data``) as train/dev/test pairs."""
+    options = config.text
+    return load_text_dataset(
+        data or config.data,
+        text_a_col=options.text_a_col,
+        text_b_col=options.text_b_col,
+        label_col=options.label_col,
+        sep=options.sep,
+        seed=config.seed,
+        dev_fraction=config.dev_fraction,
+    )
+
+
+def resolve_defaults(config: RunConfig, kind: str) -> RunConfig:
+    """Fill in objective, head and loss from the data's kind, and check they fit together."""
+    objective = config.objective or ("regression" if kind == GRADED else "binary")
+    if objective == "regression" and kind == BINARY:
+        raise ConfigError("--objective regression needs graded scores; this dataset has binary labels")
+    head = config.head or ("manhattan" if objective == "regression" else "abs-diff")
+    if head not in heads.HEADS:
+        raise ConfigError(f"--head must be one of {', '.join(heads.HEADS)}; got {head!r}")
+    default_loss = (
+        "contrastive"
+        if head in heads.DISTANCE_HEADS
+        else ("mse" if objective == "regression" else "binary-crossentropy")
+    )
+    loss = config.loss or default_loss
+    if loss not in losses.LOSSES:
+        raise ConfigError(f"--loss must be one of {', '.join(losses.LOSSES)}; got {loss!r}")
+    if head in heads.DISTANCE_HEADS and (objective != "binary" or loss != "contrastive"):
+        raise ConfigError(
+            f"the {head} head outputs a distance: use it with binary data and --loss contrastive"
+        )
+    if loss == "contrastive" and head not in heads.DISTANCE_HEADS:
+        raise ConfigError("--loss contrastive works on a distance: use it with --head euclidean")
+    config.objective, config.head, config.loss = objective, head, loss
+    return config
+
+
+def _targets(pairs: TextPairs, config: RunConfig) -> np.ndarray:
+    if config.objective == "regression":
+        return evaluation.from_scale(pairs.labels, pairs.scale)
+    return pairs.labels.astype(np.float32)
+
+
+def _inputs(pairs: TextPairs) -> list[np.ndarray]:
+    return [np.asarray(pairs.a, dtype=object), np.asarray(pairs.b, dtype=object)]
+
+
+def build_model(config: RunConfig, train: TextPairs, word_vectors: Any = None) -> keras.Model:
+    """A fresh, compiled pair model whose tower's vocabulary is adapted on the training text."""
+    options = config.text
+    tower = text_tower(
+        list(train.a) + list(train.b),
+        vocab_size=options.vocab_size,
+        sequence_length=options.sequence_length,
+        embedding_dim=options.embedding_dim,
+        units=options.units,
+        rnn=options.rnn,
+        dropout=options.dropout,
+        word_vectors=word_vectors,
+        train_embeddings=options.train_embeddings,
+        seed=config.seed,
+    )
+    model = build_siamese(tower, config.head)
+    compile_model(model, config)
+    return model
+
+
+def compile_model(model: keras.Model, config: RunConfig) -> None:
+    """Compile with Adam, the run's loss, and the per-epoch metric shown in the history."""
+    if config.objective == "regression":
+        shown: list[Any] = [PearsonCorrelation()]
+    elif config.loss == "binary-crossentropy":
+        shown = [keras.metrics.BinaryAccuracy(name="accuracy")]
+    else:
+        shown = []
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=1.0),
+        loss=losses.get(config.loss),
+        metrics=shown,
+    )
+
+
+def monitored(config: RunConfig) -> tuple[str, str, str]:
+    """(history key watched for early stopping, its mode, the metric plotted beside the loss)."""
+    if config.objective == "regression":
+        return "val_pearson", "max", "pearson"
+    if config.loss == "binary-crossentropy":
+        return "val_loss", "min", "accuracy"
+    return "val_loss", "min", "loss"
+
+
+def score_splits(
+    model: keras.Model, splits: dict[str, TextPairs], config: RunConfig, *, batch_size: int = 512
+) -> dict[str, dict[str, float]]:
+    """Metrics of every split on the data's own scale (binary: threshold chosen on dev)."""
+    outputs = {
+        name: evaluation.pair_outputs(model, p.a, p.b, batch_size=batch_size) for name, p in splits.items()
+    }
+    result: dict[str, dict[str, float]] = {}
+    if config.objective == "regression":
+        for name, pairs in splits.items():
+            result[name] = evaluation.graded_metrics(
+                evaluation.to_scale(outputs[name], pairs.scale), pairs.labels
+            )
+        return result
+    scores = {name: evaluation.similarity(out, config.head) for name, out in outputs.items()}
+    reference = "dev" if "dev" in splits else "train"
+    threshold = evaluation.choose_threshold(scores[reference], splits[reference].labels)
+    for name, pairs in splits.items():
+        result[name] = evaluation.binary_metrics(scores[name], pairs.labels, threshold)
+    return result
+
+
+def train(
+    config: RunConfig, out: str | os.PathLike[str], *, resume: bool = False, verbose: Any = "auto"
+) -> dict:
+    """Train a text tower on pairs and write the run folder.
+
+    Args:
+        config: The run's settings (``task`` must be ``text-pairs``).
+        out: The run folder.
+        resume: Continue the run in ``out`` from its last checkpoint.
+        verbose: Keras's progress display (``"auto"``, 0, 1 or 2).
+
+    Returns:
+        The metrics written to ``metrics.json``: split → metric → value.
+    """
+    run = RunDir(out)
+    if resume:
+        config = run.prepare(config, resume=True)
+    splits = load_splits(config)
+    train_pairs, dev_pairs = splits["train"], splits["dev"]
+    config = resolve_defaults(config, train_pairs.kind)
+    word_vectors = None
+    if config.text.word_vectors and not resume:
+        word_vectors = load_word_vectors(config.text.word_vectors)
+        if config.text.embedding_dim != word_vectors.dim:
+            logger.info("embedding width set to the word vectors' %d", word_vectors.dim)
+            config.text.embedding_dim = word_vectors.dim
+    checkpoint = run.load_checkpoint() if resume else None
+    if not resume:
+        run.prepare(config, resume=False)
+    logger.info(
+        "text pairs %s: train %d, dev %d%s; objective %s, head %s, loss %s",
+        config.data,
+        len(train_pairs),
+        len(dev_pairs),
+        f", test {len(splits['test'])}" if "test" in splits else "",
+        config.objective,
+        config.head,
+        config.loss,
+    )
+    if checkpoint is not None:
+        model, state = checkpoint
+        logger.info("resuming %s after epoch %d", run.path, state["epoch"])
+    else:
+        model, state = build_model(config, train_pairs, word_vectors), None
+    x_train, y_train = _inputs(train_pairs), _targets(train_pairs, config)
+
+    def epoch_data(epoch: int) -> tuple[list[np.ndarray], np.ndarray]:
+        order = epoch_permutation(len(y_train), config.seed, epoch)
+        return [x[order] for x in x_train], y_train[order]
+
+    monitor, mode, shown = monitored(config)
+    history = fit_epochs(
+        model,
+        epoch_data,
+        (_inputs(dev_pairs), _targets(dev_pairs, config)),
+        run,
+        config,
+        monitor=monitor,
+        mode=mode,
+        state=state,
+        verbose=verbose,
+    )
+    metrics = score_splits(model, splits, config)
+    plot_history(history, run.path / "history.png", metric=shown)
+    run.finish(model, tower_of(model), metrics)
+    return metrics
+
+
+def evaluate(run_dir: str | os.PathLike[str], *, data: str | None = None, split: str = "test") -> dict:
+    """Evaluate a finished text-pairs run on a split of its own data (or of ``data``).
+
+    Returns:
+        ``{split: {metric: value}}``; for binary data the threshold is chosen on the dev split.
+
+    Raises:
+        ConfigError: The folder is not a finished text-pairs run, or the split does not exist.
+    """
+    run = RunDir(run_dir)
+    if not run.config.is_file() or not run.model.is_file():
+        raise ConfigError(f"{run.path} is not a finished run (no config.json or model.keras)")
+    config = RunConfig.from_dict(read_json(run.config))
+    if config.task != TASK:
+        raise ConfigError(f"{run.path} is a {config.task} run, not {TASK}")
+    splits = load_splits(config, data)
+    if split not in splits:
+        raise ConfigError(f"split {split!r} does not exist here; available: {', '.join(splits)}")
+    wanted = {split: splits[split]}
+    if config.objective == "binary":
+        wanted.setdefault("dev" if "dev" in splits else "train", splits.get("dev", splits["train"]))
+    model = load_model(run.model)
+    return {split: score_splits(model, wanted, config)[split]}

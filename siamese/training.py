@@ -1,0 +1,365 @@
+"""One training run: its settings, its folder on disk, and the epoch loop with checkpoints.
+
+A run folder holds::
+
+    config.json      every setting of the run (RunConfig), enough to repeat it
+    history.json     loss and metrics per epoch, train and dev
+    checkpoints/     state.json (the resume point) + the model of the last completed epoch
+                     + best.weights.h5 (the best epoch on dev, restored at the end)
+    model.keras      the whole pair model        ┐ written at the end; metrics.json last,
+    tower.keras      the encoder alone           │ so a folder without metrics.json is an
+    metrics.json     split → metric → value      ┘ unfinished run
+    history.png      the learning curves (when matplotlib is installed)
+
+Every file is written atomically. The loop seeds each epoch from ``(seed, epoch)``, so a run
+resumed from its checkpoint draws the same shuffles and dropout masks as one that never
+stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from siamese._version import __version__
+from siamese.errors import ConfigError, SiameseError
+from siamese.io import atomic_save, atomic_write_json, read_json
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+BEST_WEIGHTS = "best.weights.h5"
+
+
+class TrainingError(SiameseError):
+    """Training could not go on (a NaN loss, an interruption); the last checkpoint is kept."""
+
+
+@dataclass
+class TextOptions:
+    """Settings of the text tower and of reading a CSV/TSV of pairs."""
+
+    vocab_size: int = 20000
+    sequence_length: int = 30
+    embedding_dim: int | None = 128
+    units: int = 128
+    rnn: str = "lstm"
+    dropout: float = 0.0
+    word_vectors: str | None = None
+    train_embeddings: bool = True
+    text_a_col: str = "sentence1"
+    text_b_col: str = "sentence2"
+    label_col: str = "label"
+    sep: str | None = None
+
+
+@dataclass
+class ImageOptions:
+    """Settings of the image tower and pair sampling."""
+
+    image_size: tuple[int, int] | None = None
+    filters: tuple[int, ...] = (32, 64, 128)
+    embedding_dim: int = 64
+    pairs_per_epoch: int | None = None
+    hard_negative_fraction: float = 0.0
+    augment: bool = False
+
+
+@dataclass
+class BasketballOptions:
+    """Settings of the basketball example."""
+
+    model: str = "team-strength"
+    season_path: str | None = None
+
+
+@dataclass
+class RunConfig:
+    """Every setting of one run; saved as ``config.json`` so the run can be repeated.
+
+    Attributes:
+        task: ``text-pairs``, ``image-pairs`` or ``basketball``.
+        data: Dataset name, path, or ``tfds:NAME``.
+        objective: ``regression`` (graded scores) or ``binary``; ``None`` follows the data.
+        head: Similarity head name; ``None`` picks the task's default.
+        loss: Loss name; ``None`` picks the default for the head and objective.
+        epochs: Largest number of epochs.
+        batch_size: Pairs per training step.
+        learning_rate: Adam's learning rate.
+        patience: Epochs without improvement on dev before stopping early (0: never).
+        seed: Seed of weights, splits, shuffles and dropout.
+        dev_fraction: Share held out as dev where the data has no dev split.
+    """
+
+    task: str
+    data: str
+    objective: str | None = None
+    head: str | None = None
+    loss: str | None = None
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    patience: int = 3
+    seed: int = 0
+    dev_fraction: float = 0.1
+    text: TextOptions = field(default_factory=TextOptions)
+    image: ImageOptions = field(default_factory=ImageOptions)
+    basketball: BasketballOptions = field(default_factory=BasketballOptions)
+    version: str = __version__
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        if self.patience < 0:
+            raise ConfigError(f"patience must be 0 or more, got {self.patience!r}")
+        if self.objective not in (None, "regression", "binary"):
+            raise ConfigError(f"objective must be regression or binary, got {self.objective!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON-ready values."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Rebuild a config from :meth:`to_dict`'s output (unknown keys are an error)."""
+        values = dict(values)
+        sections = {"text": TextOptions, "image": ImageOptions, "basketball": BasketballOptions}
+        try:
+            for key, section in sections.items():
+                part = dict(values.get(key) or {})
+                for name, value in part.items():
+                    if isinstance(value, list):
+                        part[name] = tuple(value)
+                values[key] = section(**part)
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"config.json does not describe a run of this toolkit: {exc}") from None
+
+
+class RunDir:
+    """The files of one run folder (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    config = property(lambda self: self.path / "config.json")
+    model = property(lambda self: self.path / "model.keras")
+    tower = property(lambda self: self.path / "tower.keras")
+    metrics = property(lambda self: self.path / "metrics.json")
+    history = property(lambda self: self.path / "history.json")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    state = property(lambda self: self.path / "checkpoints" / STATE_FILE)
+
+    def is_complete(self) -> bool:
+        """A finished run has its metrics; they are written last."""
+        return self.metrics.is_file()
+
+    def prepare(self, config: RunConfig, *, resume: bool) -> RunConfig:
+        """Create the folder for a new run, or check and read it for ``--resume``.
+
+        Returns:
+            The config to use: the given one for a new run, the saved one on resume (with
+            ``epochs`` taken from the given config, so a finished run can be extended).
+
+        Raises:
+            ConfigError: A new run would overwrite a run folder, or there is nothing to resume.
+        """
+        if resume:
+            if not self.config.is_file():
+                raise ConfigError(f"nothing to resume in {self.path}: it has no config.json")
+            saved = RunConfig.from_dict(read_json(self.config))
+            if saved.task != config.task:
+                raise ConfigError(f"{self.path} is a {saved.task} run, not {config.task}")
+            saved.epochs = config.epochs
+            atomic_write_json(self.config, saved.to_dict())
+            return saved
+        if self.path.exists() and any(self.path.iterdir()):
+            raise ConfigError(
+                f"run folder {self.path} already holds a run: pass --resume to continue it, "
+                "or choose another --out"
+            )
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.config, config.to_dict())
+        return config
+
+    def read_state(self) -> dict[str, Any] | None:
+        """The resume point, or ``None`` when no epoch has completed."""
+        if not self.state.is_file():
+            return None
+        return read_json(self.state)
+
+    def load_checkpoint(self) -> tuple[keras.Model, dict[str, Any]] | None:
+        """The model of the last completed epoch (with its optimizer state), and the loop state."""
+        state = self.read_state()
+        if state is None:
+            return None
+        model = keras.saving.load_model(self.checkpoints / state["model_file"])
+        return model, state
+
+    def save_checkpoint(self, model: keras.Model, state: dict[str, Any]) -> None:
+        """Save the model, then point ``state.json`` at it: the pointer is the commit."""
+        name = f"epoch-{state['epoch']:04d}.keras"
+        atomic_save(self.checkpoints / name, model.save)
+        previous = self.read_state()
+        atomic_write_json(self.state, {**state, "model_file": name})
+        if previous and previous.get("model_file") not in (None, name):
+            (self.checkpoints / previous["model_file"]).unlink(missing_ok=True)
+
+    def finish(self, model: keras.Model, tower: keras.Model, metrics: dict[str, Any]) -> None:
+        """Write the final model and tower, then the metrics (the mark of a finished run)."""
+        atomic_save(self.model, model.save)
+        atomic_save(self.tower, tower.save)
+        atomic_write_json(self.metrics, metrics)
+
+
+def _is_better(value: float, best: float | None, mode: str) -> bool:
+    if best is None:
+        return True
+    return value > best if mode == "max" else value < best
+
+
+def fit_epochs(
+    model: keras.Model,
+    epoch_data: Callable[[int], tuple[Any, Any]],
+    dev_data: tuple[Any, Any] | None,
+    run: RunDir,
+    config: RunConfig,
+    *,
+    monitor: str,
+    mode: str,
+    state: dict[str, Any] | None = None,
+    verbose: int | str = "auto",
+) -> dict[str, list[float]]:
+    """Train epoch by epoch with a checkpoint after each, early stopping on dev, and resume.
+
+    Args:
+        model: A compiled model (fresh, or loaded from the checkpoint).
+        epoch_data: ``epoch -> (x, y)``, the (already shuffled) training data of that epoch.
+        dev_data: ``(x, y)`` validated on after each epoch, or ``None``.
+        run: The run folder.
+        config: The run's settings (epochs, batch size, patience, seed).
+        monitor: History key watched for early stopping, e.g. ``"val_pearson"``.
+        mode: ``"max"`` or ``"min"``.
+        state: The loop state read from the checkpoint, when resuming.
+        verbose: Passed to ``model.fit`` (``"auto"`` shows a progress bar).
+
+    Returns:
+        The history: metric name → one value per completed epoch.
+
+    Raises:
+        TrainingError: The loss became NaN or infinite (the last good checkpoint is kept), or
+            the run was interrupted.
+    """
+    state = dict(state or {"epoch": 0, "history": {}, "best": None, "best_epoch": None, "wait": 0})
+    history: dict[str, list[float]] = {k: list(v) for k, v in state["history"].items()}
+    best_path = run.checkpoints / BEST_WEIGHTS
+    start = state["epoch"]
+    if start >= config.epochs:
+        logger.info("run already has %d epochs (of %d asked for)", start, config.epochs)
+    if config.patience and state["wait"] >= config.patience:
+        logger.info("run had stopped early at epoch %d; nothing left to do", start)
+        start = config.epochs
+    for epoch in range(start, config.epochs):
+        keras.utils.set_random_seed(config.seed * 100_003 + epoch)
+        x, y = epoch_data(epoch)
+        try:
+            fitted = model.fit(
+                x,
+                y,
+                batch_size=config.batch_size,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                shuffle=False,
+                validation_data=dev_data,
+                callbacks=[keras.callbacks.TerminateOnNaN()],
+                verbose=verbose,
+            )
+        except KeyboardInterrupt:
+            raise TrainingError(
+                f"interrupted during epoch {epoch + 1}; the checkpoint of epoch {epoch} is kept: "
+                f"continue with --resume --out {run.path}"
+            ) from None
+        logs = {k: float(v[-1]) for k, v in fitted.history.items()}
+        if not all(math.isfinite(v) for k, v in logs.items() if k.endswith("loss")):
+            raise TrainingError(
+                f"the loss became {logs.get('loss')} in epoch {epoch + 1}; stopped, and the checkpoint "
+                f"of epoch {epoch} is kept in {run.checkpoints} (try a lower --learning-rate)"
+            )
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+        value = logs.get(monitor)
+        if value is None:
+            raise ConfigError(f"early stopping watches {monitor!r}, which training does not report")
+        if _is_better(value, state["best"], mode):
+            state.update(best=value, best_epoch=epoch + 1, wait=0)
+            atomic_save(best_path, model.save_weights)
+        else:
+            state["wait"] += 1
+        state.update(epoch=epoch + 1, history=history)
+        run.save_checkpoint(model, state)
+        atomic_write_json(run.history, history)
+        if config.patience and state["wait"] >= config.patience:
+            logger.info(
+                "early stop after epoch %d: %s has not improved for %d epochs (best %.4f at epoch %d)",
+                epoch + 1,
+                monitor,
+                state["wait"],
+                state["best"],
+                state["best_epoch"],
+            )
+            break
+    if best_path.is_file():
+        model.load_weights(best_path)
+        logger.info(
+            "restored the best epoch on dev: %s = %.4f at epoch %s",
+            monitor,
+            state["best"],
+            state["best_epoch"],
+        )
+    return history
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The shuffle of epoch ``epoch``: a function of ``(seed, epoch)`` alone, so resume repeats it."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def plot_history(history: dict[str, list[float]], path: str | os.PathLike[str], *, metric: str) -> bool:
+    """Save loss and ``metric`` per epoch, train vs dev, as a PNG. Returns False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        logger.info("matplotlib is not installed: no history.png (pip install 'siamese[plot]')")
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key in zip(axes, ("loss", metric), strict=True):
+        for prefix, label in (("", "train"), ("val_", "dev")):
+            values = history.get(prefix + key)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+    return True
