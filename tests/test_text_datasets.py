@@ -375,7 +375,7 @@ def test_unknown_spec_lists_names(tmp_path: Path) -> None:
         load_text_dataset("snli")
     message = str(info.value)
     assert "'snli'" in message and all(name in message for name in TEXT_DATASETS)
-    with pytest.raises(ConfigError, match="missing.csv"):
+    with pytest.raises(DataError, match="missing.csv: file not found"):
         load_text_dataset(str(tmp_path / "missing.csv"))
     with pytest.raises(ConfigError, match="dev_fraction"):
         load_text_dataset(str(_tiny_binary_csv(tmp_path)), dev_fraction=0.0)

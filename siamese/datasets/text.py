@@ -749,6 +749,8 @@ def load_text_dataset(
             kind=kind,
         )
         return _train_dev(pairs, path.name, dev_fraction, seed)
+    if path.suffix.lower() in (".csv", ".tsv", ".txt", ".tab") or os.sep in spec or "/" in spec:
+        raise DataError("file not found (it looks like a path to a pairs file)", path=path)
     raise ConfigError(
         f"unknown text dataset {spec!r}: expected one of {', '.join(TEXT_DATASETS)}, "
         f"'{TFDS_PREFIX}NAME' (e.g. tfds:glue/stsb), or the path of an existing CSV/TSV file"

@@ -1,0 +1,177 @@
+"""siamese-train --task text-pairs and siamese-eval, end to end on small seeded data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from siamese import cli
+from siamese.tasks import text_pairs
+from siamese.training import RunConfig, RunDir, TextOptions
+
+WORDS = "man woman dog cat plays runs eats guitar ball food park house red blue small big".split()
+SMALL = ["--units", "8", "--embedding-dim", "8", "--batch-size", "16", "--sequence-length", "8"]
+
+
+def _pairs_file(path, n=120, binary=False, seed=0):
+    rng = np.random.default_rng(seed)
+    lines = ["sentence1\tsentence2\tlabel"]
+    for _ in range(n):
+        a = list(rng.choice(WORDS, 5))
+        keep = int(rng.integers(0, 6))
+        b = a[:keep] + list(rng.choice(WORDS, 5 - keep))
+        score = keep / 5 * 4 + 1
+        label = str(int(keep >= 3)) if binary else f"{score:.2f}"
+        lines.append(f"{' '.join(a)}\t{' '.join(b)}\t{label}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _train(args, catch=False):
+    result = CliRunner().invoke(cli.train, ["--task", "text-pairs", *args], catch_exceptions=catch)
+    return result
+
+
+def test_graded_run_writes_a_complete_folder(tmp_path):
+    data = _pairs_file(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    result = _train(["--data", str(data), "--epochs", "2", "--out", str(out), *SMALL])
+    assert result.exit_code == 0, result.output
+    for name in ("model.keras", "tower.keras", "config.json", "metrics.json", "history.json", "history.png"):
+        assert (out / name).is_file(), name
+    assert (out / "checkpoints" / "state.json").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"train", "dev"}
+    assert {"pearson", "spearman", "mse"} <= set(metrics["dev"])
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 2 and len(history["val_pearson"]) == 2
+    config = RunConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert (config.objective, config.head, config.loss) == ("regression", "manhattan", "mse")
+    assert config.text.units == 8
+    assert "dev: pearson" in result.output
+
+
+def test_binary_run_reports_threshold_metrics(tmp_path):
+    data = _pairs_file(tmp_path / "pairs.tsv", binary=True)
+    out = tmp_path / "run"
+    result = _train(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL])
+    assert result.exit_code == 0, result.output
+    dev = json.loads((out / "metrics.json").read_text())["dev"]
+    assert {"accuracy", "f1", "roc_auc", "average_precision", "threshold"} <= set(dev)
+    assert 0.0 <= dev["accuracy"] <= 1.0
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    data = _pairs_file(tmp_path / "pairs.tsv")
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert _train(["--data", str(data), "--epochs", "3", "--out", str(whole), *SMALL]).exit_code == 0
+    assert _train(["--data", str(data), "--epochs", "1", "--out", str(split), *SMALL]).exit_code == 0
+    resumed = _train(["--data", str(data), "--epochs", "3", "--out", str(split), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    a = json.loads((whole / "history.json").read_text())
+    b = json.loads((split / "history.json").read_text())
+    assert len(b["loss"]) == 3
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-4)
+    ma = json.loads((whole / "metrics.json").read_text())
+    mb = json.loads((split / "metrics.json").read_text())
+    np.testing.assert_allclose(mb["dev"]["pearson"], ma["dev"]["pearson"], rtol=1e-4)
+
+
+def test_a_new_run_refuses_to_overwrite_and_resume_needs_a_run(tmp_path):
+    data = _pairs_file(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    assert _train(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL]).exit_code == 0
+    again = _train(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL], catch=True)
+    assert again.exit_code == 2 and "--resume" in again.output
+    nothing = _train(["--data", str(data), "--out", str(tmp_path / "empty"), "--resume"], catch=True)
+    assert nothing.exit_code == 2 and "nothing to resume" in nothing.output
+
+
+def test_eval_in_a_fresh_process_reproduces_the_run(tmp_path):
+    data = _pairs_file(tmp_path / "pairs.tsv", binary=True)
+    out = tmp_path / "run"
+    assert _train(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL]).exit_code == 0
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from siamese.cli import evaluate; evaluate()",
+            "--run",
+            str(out),
+            "--split",
+            "dev",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((out / "metrics.json").read_text())["dev"]
+    line = next(li for li in proc.stdout.splitlines() if li.startswith("dev:"))
+    shown = dict(part.strip().split(" ") for part in line[len("dev:") :].split(","))
+    for key in ("accuracy", "f1", "roc_auc"):
+        assert float(shown[key]) == pytest.approx(saved[key], abs=1e-4)
+
+
+def test_real_sick_one_epoch_and_eval(tmp_path, data_dir):
+    out = tmp_path / "t"
+    result = _train(["--epochs", "1", "--out", str(out), "--units", "16", "--embedding-dim", "16"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["n"] == 4927 and metrics["dev"]["n"] == 500
+    assert metrics["test"]["pearson"] > 0.3  # one small epoch already learns something
+    again = text_pairs.evaluate(out)
+    assert again["test"]["pearson"] == pytest.approx(metrics["test"]["pearson"], abs=1e-5)
+
+
+BAD = [
+    ("missing.tsv", None, ["not found", "missing.tsv"]),
+    ("empty.tsv", b"", ["empty.tsv"]),
+    ("columns.tsv", b"sentence1\tsentence2\tlabel\na b\tc d\t1\ne f\tg h\n", ["line 3"]),
+    ("score.tsv", b"sentence1\tsentence2\tlabel\na b\tc d\t1.5\ne f\tg h\thigh\n", ["line 3", "high"]),
+    ("blank.tsv", b"sentence1\tsentence2\tlabel\na b\tc d\t1\n  \tg h\t2\n", ["line 3"]),
+    ("bytes.tsv", b"sentence1\tsentence2\tlabel\na b\tc d\t1\n\xff\xfe\tg\t2\n", ["line 3", "UTF-8"]),
+]
+
+
+@pytest.mark.parametrize("name, content, words", BAD)
+def test_bad_input_is_one_line_exit_2_and_no_run_folder(tmp_path, name, content, words):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "run"
+    result = _train(["--data", str(path), "--out", str(out)], catch=True)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    message = result.output.strip().splitlines()[-1]
+    for word in words:
+        assert word in message
+    assert not (out / "metrics.json").exists()
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unknown_dataset_name(tmp_path):
+    result = _train(["--data", "snli-xl", "--out", str(tmp_path / "r")], catch=True)
+    assert result.exit_code == 2
+    assert "snli-xl" in result.output and "sick" in result.output
+
+
+def test_offline_named_dataset_error_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAMESE_DATA_DIR", str(tmp_path / "nowhere"))
+    result = _train(["--data", "stsb", "--out", str(tmp_path / "r")], catch=True)
+    assert result.exit_code == 2
+    assert "SIAMESE_DATA_DIR" in result.output and "text/stsbenchmark/sts-train.csv" in result.output
+
+
+def test_config_round_trip():
+    config = RunConfig(task="text-pairs", data="sick", text=TextOptions(units=7))
+    assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="epochs"):
+        RunConfig(task="text-pairs", data="sick", epochs=0)
+    assert not RunDir(os.devnull).is_complete()
