@@ -18,6 +18,11 @@ import click
 from siamese.errors import SiameseError
 
 TASKS = ("text-pairs", "image-pairs", "basketball")
+TASK_DEFAULTS = {
+    "text-pairs": {"data": "sick", "epochs": 10, "batch_size": 64, "learning_rate": 1e-3},
+    "image-pairs": {"data": "fashion-mnist", "epochs": 10, "batch_size": 128, "learning_rate": 1e-3},
+    "basketball": {"data": "real", "epochs": 40, "batch_size": 2048, "learning_rate": 0.05},
+}
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -61,6 +66,9 @@ Examples:
   siamese-train --task text-pairs --data stsb --word-vectors glove-6b-50d --out runs/stsb
   siamese-train --task text-pairs --data pairs.tsv --text-a-col q1 --text-b-col q2 --label-col dup
   siamese-train --task text-pairs --out runs/sick --resume --epochs 20
+  siamese-train --task basketball --model team-strength
+  siamese-train --task basketball --model regressor-classifier --pred course
+  siamese-train --task basketball --model team-strength --data simulated
 """
 )
 @click.option("--task", type=click.Choice(TASKS), required=True, help="What kind of pairs to train on.")
@@ -75,9 +83,16 @@ Examples:
 )
 @click.option("--head", default=None, help="Similarity head: abs-diff, manhattan, cosine, euclidean, concat.")
 @click.option("--loss", default=None, help="Loss: mse, binary-crossentropy, contrastive, mae.")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Most epochs [text: 10, basketball: 40]."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[text: 64, basketball: 2048].")
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Adam's rate [text: 0.001, basketball: 0.05].",
+)
 @click.option(
     "--patience",
     type=click.IntRange(min=0),
@@ -109,6 +124,21 @@ Examples:
 @click.option("--text-b-col", default="sentence2", show_default=True, help="CSV/TSV: second text column.")
 @click.option("--label-col", default="label", show_default=True, help="CSV/TSV: label column.")
 @click.option("--sep", default=None, help="CSV/TSV separator (default: from the file extension).")
+@click.option(
+    "--model",
+    "bb_model",
+    type=click.Choice(["team-strength", "three-input", "stacked", "two-output", "regressor-classifier"]),
+    default="team-strength",
+    show_default=True,
+    help="Basketball: which model to train.",
+)
+@click.option(
+    "--pred",
+    type=click.Choice(["ours", "course"]),
+    default="ours",
+    show_default=True,
+    help="Basketball tournament models: the season prediction used as a feature.",
+)
 @verbose_option
 @friendly_errors
 def train(
@@ -116,43 +146,53 @@ def train(
 ) -> None:
     """Train a Siamese model and write its run folder (model, tower, config, metrics)."""
     _setup_logging(verbose)
-    if task != "text-pairs":
-        raise SiameseError(f"--task {task} is not available in this version yet")
-    from siamese.tasks import text_pairs
-    from siamese.training import RunConfig, TextOptions
+    from siamese.training import BasketballOptions, RunConfig, TextOptions
 
-    data = data or "sick"
+    defaults = TASK_DEFAULTS[task]
+    data = data or defaults["data"]
     if out_dir is None:
         if resume:
             raise SiameseError("--resume needs --out, the run folder to continue")
         out_dir = str(Path("runs") / f"{task}-{Path(data).stem.replace(':', '-').replace('/', '-')}")
-    text = TextOptions(
-        vocab_size=options["vocab_size"],
-        sequence_length=options["sequence_length"],
-        embedding_dim=options["embedding_dim"],
-        units=options["units"],
-        rnn=options["rnn"],
-        word_vectors=options["word_vectors"],
-        train_embeddings=not options["freeze_embeddings"],
-        text_a_col=options["text_a_col"],
-        text_b_col=options["text_b_col"],
-        label_col=options["label_col"],
-        sep=options["sep"],
-    )
     config = RunConfig(
         task=task,
         data=data,
         objective=options["objective"],
         head=options["head"],
         loss=options["loss"],
-        epochs=options["epochs"],
-        batch_size=options["batch_size"],
-        learning_rate=options["learning_rate"],
+        epochs=options["epochs"] or defaults["epochs"],
+        batch_size=options["batch_size"] or defaults["batch_size"],
+        learning_rate=options["learning_rate"] or defaults["learning_rate"],
         patience=options["patience"],
         seed=options["seed"],
-        text=text,
+        text=TextOptions(
+            vocab_size=options["vocab_size"],
+            sequence_length=options["sequence_length"],
+            embedding_dim=options["embedding_dim"],
+            units=options["units"],
+            rnn=options["rnn"],
+            word_vectors=options["word_vectors"],
+            train_embeddings=not options["freeze_embeddings"],
+            text_a_col=options["text_a_col"],
+            text_b_col=options["text_b_col"],
+            label_col=options["label_col"],
+            sep=options["sep"],
+        ),
+        basketball=BasketballOptions(model=options["bb_model"], pred=options["pred"]),
     )
-    metrics = text_pairs.train(config, out_dir, resume=resume)
+    if task == "text-pairs":
+        from siamese.tasks import text_pairs
+
+        metrics = text_pairs.train(config, out_dir, resume=resume)
+    elif task == "basketball":
+        if resume:
+            raise SiameseError("basketball runs train in seconds and have no --resume: start a new run")
+        from siamese.tasks import basketball
+
+        metrics, model = basketball.train(config, out_dir)
+        model.summary(line_length=100, print_fn=lambda line, **_: click.echo(line))
+    else:
+        raise SiameseError(f"--task {task} is not available in this version yet")
     click.echo(f"run folder: {out_dir}")
     _echo_metrics(metrics)
 

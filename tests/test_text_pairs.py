@@ -175,3 +175,33 @@ def test_config_round_trip():
     with pytest.raises(ValueError, match="epochs"):
         RunConfig(task="text-pairs", data="sick", epochs=0)
     assert not RunDir(os.devnull).is_complete()
+
+
+def test_word_vectors_initialise_the_tower_and_stay_frozen(tmp_path):
+    data = _pairs_file(tmp_path / "pairs.tsv")
+    rng = np.random.default_rng(3)
+    vectors = {word: rng.normal(size=6).round(4) for word in WORDS[:10]}
+    glove = tmp_path / "tiny-glove.txt"
+    glove.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()), encoding="utf-8")
+    out = tmp_path / "run"
+    args = ["--data", str(data), "--epochs", "1", "--out", str(out), "--units", "4", "--batch-size", "16"]
+    result = _train([*args, "--word-vectors", str(glove), "--freeze-embeddings"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["text"]["embedding_dim"] == 6 and config["text"]["train_embeddings"] is False
+    import siamese
+
+    tower = siamese.load_tower(out)
+    vocab = tower.get_layer("vectorize").get_vocabulary()
+    matrix = tower.get_layer("embedding").get_weights()[0]
+    for word in ("man", "guitar"):  # unchanged by training: the embedding is frozen
+        np.testing.assert_allclose(matrix[vocab.index(word)], vectors[word], rtol=1e-6)
+
+
+def test_missing_word_vectors_file_is_one_line(tmp_path):
+    data = _pairs_file(tmp_path / "pairs.tsv")
+    result = _train(
+        ["--data", str(data), "--out", str(tmp_path / "r"), "--word-vectors", "nope.txt"], catch=True
+    )
+    assert result.exit_code == 2 and "nope.txt" in result.output
+    assert not (tmp_path / "r").exists()
