@@ -7,6 +7,7 @@ errors into one line on stderr and exit code 2.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -31,6 +32,8 @@ def _setup_logging(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:
+        logging.getLogger("faiss").setLevel(logging.WARNING)
 
 
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -215,36 +218,135 @@ def index() -> None:
     """Build, query and inspect FAISS indexes of a trained tower's embeddings."""
 
 
-@index.command("build")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), required=True)
-@click.option("--input", "input_spec", required=True, help="Text file, image folder or dataset name.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
+@index.command(
+    "build",
+    epilog="""\b
+Examples:
+  siamese-index build --run runs/sick --input sick --out idx/sick
+  siamese-index build --run runs/sick --input sentences.txt --out idx/mine --factory HNSW32
+  siamese-index build --run runs/fmnist --input fashion-mnist --out idx/fmnist --check-recall
+""",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(exists=True, file_okay=False),
+    required=True,
+    help="A run folder (its tower.keras embeds the corpus).",
+)
+@click.option(
+    "--input",
+    "input_spec",
+    required=True,
+    help="Dataset name, .txt file (one item per line), CSV/TSV of pairs, or image folder.",
+)
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Index folder to write."
+)
+@click.option(
+    "--factory",
+    default="Flat",
+    show_default=True,
+    help="FAISS index type: Flat, HNSW32, IVF256,Flat, IVF256,PQ16, ...",
+)
+@click.option("--metric", type=click.Choice(["cosine", "ip", "l2"]), default="cosine", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--check-recall", is_flag=True, help="Measure recall@10 against exact search on a sample.")
 @verbose_option
 @friendly_errors
-def index_build(run_dir: str, input_spec: str, out_dir: str, verbose: bool) -> None:
+def index_build(
+    run_dir: str,
+    input_spec: str,
+    out_dir: str,
+    factory: str,
+    metric: str,
+    batch_size: int,
+    check_recall: bool,
+    verbose: bool,
+) -> None:
     """Embed a corpus with a run's tower and save it as an index folder."""
     _setup_logging(verbose)
-    raise SiameseError("siamese-index build is not available in this version yet")
+    from siamese.datasets.corpus import read_corpus
+    from siamese.index import Index, recall_at_k
+    from siamese.models import load_tower
+
+    tower_path = Path(run_dir) / "tower.keras"
+    tower = load_tower(tower_path)
+    items, payloads = read_corpus(input_spec, tower)
+    built = Index.build(
+        tower,
+        items,
+        payloads=payloads,
+        factory=factory,
+        metric=metric,
+        batch_size=batch_size,
+        tower_path=tower_path,
+    )
+    built.save(out_dir)
+    click.echo(f"index {out_dir}: {built.ntotal} items, dimension {built.dim}, {factory}, {metric}")
+    if check_recall:
+        recall = recall_at_k(built, built._vectors, k=10)
+        click.echo(f"recall@10 against exact search: {recall:.4f}")
 
 
-@index.command("query")
+@index.command(
+    "query",
+    epilog="""\b
+Examples:
+  siamese-index query --index idx/sick "A man is playing a guitar" -k 5
+  siamese-index query --index idx/fmnist --image shoe.png --json
+""",
+)
 @click.option("--index", "index_dir", type=click.Path(exists=True, file_okay=False), required=True)
 @click.argument("text", required=False)
-@click.option("-k", default=10, show_default=True, help="Neighbours to return.")
+@click.option(
+    "--image",
+    "image_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Query with an image file (image indexes).",
+)
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="Neighbours to return.")
+@click.option("--nprobe", type=click.IntRange(min=1), default=None, help="IVF lists searched per query.")
+@click.option("--ef-search", type=click.IntRange(min=1), default=None, help="HNSW search breadth.")
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
 @verbose_option
 @friendly_errors
-def index_query(index_dir: str, text: str | None, k: int, verbose: bool) -> None:
-    """Print the nearest neighbours of a query."""
+def index_query(
+    index_dir: str,
+    text: str | None,
+    image_path: str | None,
+    k: int,
+    nprobe: int | None,
+    ef_search: int | None,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Print the nearest neighbours of a query, best first."""
     _setup_logging(verbose)
-    raise SiameseError("siamese-index query is not available in this version yet")
+    from siamese.index import Index
+
+    if (text is None) == (image_path is None):
+        raise SiameseError("give either a TEXT query or --image PATH")
+    loaded = Index.load(index_dir)
+    hits = loaded.search([text if text is not None else image_path], k=k, nprobe=nprobe, ef_search=ef_search)[
+        0
+    ]
+    if as_json:
+        click.echo(json.dumps([hit._asdict() for hit in hits], indent=2))
+        return
+    for rank, hit in enumerate(hits, start=1):
+        click.echo(f"{rank:>3}  {hit.score:8.4f}  {hit.id:>8}  {hit.payload}")
 
 
-@index.command("info")
+@index.command("info", epilog="\b\nExample:\n  siamese-index info --index idx/sick\n")
 @click.option("--index", "index_dir", type=click.Path(exists=True, file_okay=False), required=True)
 @friendly_errors
 def index_info(index_dir: str) -> None:
-    """Print an index folder's manifest."""
-    raise SiameseError("siamese-index info is not available in this version yet")
+    """Print an index folder's manifest (dimension, metric, factory, count, tower)."""
+    from siamese.index import Index
+
+    click.echo(json.dumps(Index.load(index_dir, check_tower=False).info(), indent=2))
 
 
 @click.command(

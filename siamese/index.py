@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import glob
-import hashlib
 import json
 import logging
 import math
@@ -49,6 +48,7 @@ from siamese import metrics
 from siamese._version import __version__
 from siamese.datasets.images import _open_image, _to_array
 from siamese.errors import ConfigError, IndexFileError
+from siamese.io import fsync_dir, sha256_file
 from siamese.models import embed, load_tower
 
 logger = logging.getLogger(__name__)
@@ -566,7 +566,7 @@ class Index:
             json.dump(manifest, f, indent=2)
             f.write("\n")
         _file_record(temp / MANIFEST_FILE)  # fsync
-        _fsync_dir(temp)
+        fsync_dir(temp)
         return files
 
     @classmethod
@@ -829,14 +829,10 @@ def _core(index: faiss.Index) -> faiss.Index:
 
 def _sha256(path: Path, error: type[Exception] = IndexFileError) -> str:
     """Hex sha256 of a file; an unreadable file raises ``error`` naming it."""
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        return sha256_file(path)
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return digest.hexdigest()
 
 
 def _file_record(path: Path) -> dict[str, Any]:
@@ -844,20 +840,6 @@ def _file_record(path: Path) -> dict[str, Any]:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
     return {"sha256": _sha256(path, OSError), "bytes": path.stat().st_size}
-
-
-def _fsync_dir(path: Path) -> None:
-    """Flush a folder's entries (renames) to disk; a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _aside(target: Path) -> Path:
@@ -871,10 +853,10 @@ def _swap_into_place(temp: Path, target: Path) -> None:
         if aside.exists():  # left by an earlier save that crashed after its swap
             shutil.rmtree(aside)
         os.rename(target, aside)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     # A crash here leaves no target folder but a whole aside copy: load() puts it back.
     os.rename(temp, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     shutil.rmtree(aside, ignore_errors=True)
 
 
