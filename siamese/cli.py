@@ -85,6 +85,13 @@ Examples:
     help="Default: regression for graded scores, binary for 0/1 labels.",
 )
 @click.option("--head", default=None, help="Similarity head: abs-diff, manhattan, cosine, euclidean, concat.")
+@click.option(
+    "--head-hidden",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Hidden ReLU units in the concat head (0: none).",
+)
 @click.option("--loss", default=None, help="Loss: mse, binary-crossentropy, contrastive, mae.")
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Most epochs [text: 10, basketball: 40]."
@@ -104,6 +111,12 @@ Examples:
     help="Stop after this many epochs without improvement on dev (0: never).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds of training allowed; stops before an epoch that would overrun it.",
+)
 @click.option(
     "--out",
     "out_dir",
@@ -168,6 +181,8 @@ def train(
         learning_rate=options["learning_rate"] or defaults["learning_rate"],
         patience=options["patience"],
         seed=options["seed"],
+        head_hidden_units=options["head_hidden"],
+        time_budget=options["time_budget"],
         text=TextOptions(
             vocab_size=options["vocab_size"],
             sequence_length=options["sequence_length"],

@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,11 @@ class RunConfig:
         patience: Epochs without improvement on dev before stopping early (0: never).
         seed: Seed of weights, splits, shuffles and dropout.
         dev_fraction: Share held out as dev where the data has no dev split.
+        head_hidden_units: Hidden ReLU layer of the ``concat`` head (0: none).
+        swap_pairs: Train on both orders (a, b) and (b, a) of each pair when the head is
+            not symmetric (``concat``), so the model does not depend on the order.
+        time_budget: Seconds of training allowed; no epoch is started that would, at the
+            pace of the last one, end past it (``None``: no limit).
     """
 
     task: str
@@ -117,6 +123,9 @@ class RunConfig:
     patience: int = 3
     seed: int = 0
     dev_fraction: float = 0.1
+    head_hidden_units: int = 0
+    swap_pairs: bool = True
+    time_budget: float | None = None
     text: TextOptions = field(default_factory=TextOptions)
     image: ImageOptions = field(default_factory=ImageOptions)
     basketball: BasketballOptions = field(default_factory=BasketballOptions)
@@ -286,7 +295,13 @@ def fit_epochs(
     if config.patience and state["wait"] >= config.patience:
         logger.info("run had stopped early at epoch %d; nothing left to do", start)
         start = config.epochs
+    began, last_epoch_seconds = time.perf_counter(), 0.0
     for epoch in range(start, config.epochs):
+        elapsed = time.perf_counter() - began
+        if config.time_budget is not None and elapsed + last_epoch_seconds > config.time_budget:
+            logger.info("time budget of %.0f s reached after %d epochs", config.time_budget, epoch)
+            break
+        epoch_began = time.perf_counter()
         keras.utils.set_random_seed(config.seed * 100_003 + epoch)
         x, y = epoch_data(epoch)
         try:
@@ -306,6 +321,7 @@ def fit_epochs(
                 f"interrupted during epoch {epoch + 1}; the checkpoint of epoch {epoch} is kept: "
                 f"continue with --resume --out {run.path}"
             ) from None
+        last_epoch_seconds = time.perf_counter() - epoch_began
         logs = {k: float(v[-1]) for k, v in fitted.history.items()}
         if not all(math.isfinite(v) for k, v in logs.items() if k.endswith("loss")):
             raise TrainingError(

@@ -205,3 +205,15 @@ def test_missing_word_vectors_file_is_one_line(tmp_path):
     )
     assert result.exit_code == 2 and "nope.txt" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_time_budget_stops_before_an_overrunning_epoch(tmp_path):
+    data = _pairs_file(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    result = _train(
+        ["--data", str(data), "--epochs", "5", "--out", str(out), "--time-budget", "0.001", *SMALL]
+    )
+    assert result.exit_code == 0, result.output
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 1  # the first epoch always runs; the second would overrun
+    assert (out / "metrics.json").is_file()

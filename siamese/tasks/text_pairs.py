@@ -29,6 +29,8 @@ from siamese.vectors import load_word_vectors
 logger = logging.getLogger(__name__)
 
 TASK = "text-pairs"
+#: Heads whose output changes when the two inputs are swapped.
+ASYMMETRIC_HEADS = frozenset({"concat"})
 
 
 def load_splits(config: RunConfig, data: str | None = None) -> dict[str, TextPairs]:
@@ -96,7 +98,10 @@ def build_model(config: RunConfig, train: TextPairs, word_vectors: Any = None) -
         train_embeddings=options.train_embeddings,
         seed=config.seed,
     )
-    model = build_siamese(tower, config.head)
+    head_options = {"hidden_units": config.head_hidden_units} if config.head == "concat" else {}
+    if config.head_hidden_units and config.head != "concat":
+        raise ConfigError("--head-hidden applies to the concat head only")
+    model = build_siamese(tower, config.head, **head_options)
     compile_model(model, config)
     return model
 
@@ -192,6 +197,9 @@ def train(
     else:
         model, state = build_model(config, train_pairs, word_vectors), None
     x_train, y_train = _inputs(train_pairs), _targets(train_pairs, config)
+    if config.swap_pairs and config.head in ASYMMETRIC_HEADS:
+        x_train = [np.concatenate([x_train[0], x_train[1]]), np.concatenate([x_train[1], x_train[0]])]
+        y_train = np.concatenate([y_train, y_train])
 
     def epoch_data(epoch: int) -> tuple[list[np.ndarray], np.ndarray]:
         order = epoch_permutation(len(y_train), config.seed, epoch)

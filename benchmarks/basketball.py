@@ -1,0 +1,138 @@
+"""Basketball benchmark: the course's models on real games, beside the course's figures.
+
+Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/basketball.py [--seeds 0 1 2]
+
+Season models (team-strength, three-input) learn from the regular seasons 1985-2018 rebuilt
+from the Kaggle files (10% of games held out as dev) and are scored on every tournament game.
+Tournament models (stacked, two-output, regressor + classifier) learn from the first 3,168
+tournament rows and are scored on the rest (the course's split), with the season prediction
+``pred`` from the course's file and from our own team-strength model. Each figure is the mean
+± standard deviation over the seeds. Writes ``benchmarks/results/basketball.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import siamese  # noqa: F401  (quiet TensorFlow start-up)
+from siamese import metrics
+from siamese.datasets import basketball as data
+from siamese.examples import basketball as bb
+from siamese.io import atomic_write_text
+from siamese.training import BasketballOptions
+
+RESULTS = Path(__file__).resolve().parent / "results" / "basketball.md"
+
+# The course's published figures (DataCamp, "Advanced Deep Learning with Keras").
+COURSE = {
+    ("team-strength", "season dev MAE"): 11.84,
+    ("team-strength", "tournament MAE"): 11.65,
+    ("three-input", "tournament MAE"): 11.68,
+    ("stacked", "test MAE"): 9.07,
+    ("seed_diff only", "test MAE"): 10.07,
+    ("two-output", "test MAE"): 8.99,
+    ("regressor-classifier", "test MAE"): 9.116,
+    ("regressor-classifier", "test log-loss"): 0.569,
+}
+
+
+def seed_diff_only(train: data.Games, test: data.Games) -> float:
+    """Test MAE of score_diff ≈ a·seed_diff + b fitted by least squares on the train rows."""
+    design = np.stack([train.seed_diff, np.ones(len(train))], axis=1).astype(float)
+    coef, *_ = np.linalg.lstsq(design, train.score_diff.astype(float), rcond=None)
+    return metrics.mae(test.score_diff, coef[0] * test.seed_diff + coef[1])
+
+
+def run_seed(seed: int, season: data.SeasonTable, tourney: data.Games) -> dict[tuple[str, str], float]:
+    """Every figure of the table for one seed."""
+    out: dict[tuple[str, str], float] = {}
+    fit_part, dev_part = bb.split_games(season.games, 0.1, seed=seed)
+    t0 = time.perf_counter()
+    strength, _ = bb.fit_team_strength(fit_part, season.n_teams, validation=dev_part, seed=seed)
+    out[("team-strength", "training seconds")] = time.perf_counter() - t0
+    out[("team-strength", "season dev MAE")] = bb.evaluate_games(strength, dev_part)["mae"]
+    out[("team-strength", "tournament MAE")] = bb.evaluate_games(strength, tourney)["mae"]
+
+    three = bb.three_input_model(season.n_teams, seed=seed)
+    bb.fit_games(three, fit_part, epochs=40, batch_size=2048, validation=dev_part, seed=seed)
+    out[("three-input", "season dev MAE")] = bb.evaluate_games(three, dev_part)["mae"]
+    out[("three-input", "tournament MAE")] = bb.evaluate_games(three, tourney)["mae"]
+
+    options = BasketballOptions()
+    fit = {
+        "epochs": options.tourney_epochs,
+        "batch_size": options.tourney_batch_size,
+        "patience": options.tourney_patience,
+        "validation": 0.1,
+        "seed": seed,
+    }
+    sources = {"course pred": tourney, "our pred": bb.enrich_tourney(strength, tourney)}
+    for source, table in sources.items():
+        train, test = bb.course_split(table)
+        if source == "course pred":
+            out[("seed_diff only", "test MAE")] = seed_diff_only(train, test)
+        for name, build in (
+            ("stacked", bb.stacked_model),
+            ("two-output", bb.two_output_model),
+            ("regressor-classifier", bb.regressor_classifier_model),
+        ):
+            model = build(seed=seed)
+            bb.fit_games(model, train, **fit)
+            scored = bb.evaluate_games(model, test)
+            key = f"{name}, {source}"
+            out[(key, "test MAE")] = scored["mae"]
+            if name == "regressor-classifier":
+                out[(key, "test log-loss")] = scored["log_loss"]
+    return out
+
+
+def table(results: list[dict[tuple[str, str], float]]) -> str:
+    """The markdown table: mean ± sd over seeds beside the course's figure."""
+    rows = [
+        "| model | figure | course | ours (mean ± sd) | beats the course |",
+        "|---|---|---|---|---|",
+    ]
+    for key in results[0]:
+        values = np.array([r[key] for r in results])
+        course = COURSE.get((key[0].split(",")[0], key[1]))
+        mean, sd = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
+        shown = f"{mean:.3f} ± {sd:.3f}" if key[1] != "training seconds" else f"{mean:.1f} s"
+        beats = "" if course is None or key[1] == "training seconds" else ("yes" if mean < course else "no")
+        rows.append(f"| {key[0]} | {key[1]} | {'' if course is None else course} | {shown} | {beats} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    season = data.build_season_table()
+    tourney = data.read_tourney(enriched=True)
+    results = [run_seed(seed, season, tourney) for seed in args.seeds]
+    command = "SIAMESE_DATA_DIR=../shared/datasets python benchmarks/basketball.py " + " ".join(
+        ["--seeds", *map(str, args.seeds)]
+    )
+    text = (
+        "# Basketball benchmark\n\n"
+        f"Command: `{command}`\n\n"
+        f"Seeds: {args.seeds}. Season: {len(season.games):,} rows (1985-2018), "
+        f"{season.n_teams:,} team-seasons; "
+        f"tournament: {len(tourney):,} rows, course split 3,168 train / {len(tourney) - 3168:,} test. "
+        "Lower is better for every figure.\n\n" + table(results) + "\n"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(RESULTS, text)
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Text-pairs benchmark: SICK, STS-B and MRPC test figures beside published anchors.
+
+Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/text_pairs.py [--only sick stsb mrpc]
+
+Each dataset is trained with and without pretrained word vectors (GloVe 6B 50d from the
+``glove`` extra), with settings chosen on the dev split (SICK trial, STS-B dev, MRPC's GLUE
+dev carved from train); the test split is touched only for the final figure. Every run gets
+at most 20 minutes of training (``time_budget``). Writes ``benchmarks/results/text_pairs.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import siamese  # noqa: F401  (quiet TensorFlow start-up)
+from siamese.io import atomic_write_text
+from siamese.tasks import text_pairs
+from siamese.training import RunConfig, TextOptions
+
+RESULTS = Path(__file__).resolve().parent / "results" / "text_pairs.md"
+BUDGET = 20 * 60.0
+
+# Settings per dataset, chosen on dev (see benchmarks/README.md for what was tried).
+SETTINGS = {
+    "sick": {"head": "concat", "units": 100, "epochs": 60, "patience": 6},
+    "stsb": {"head": "concat", "units": 100, "epochs": 60, "patience": 6},
+    "mrpc": {"head": "concat", "units": 100, "epochs": 40, "patience": 5},
+}
+
+ANCHORS = {
+    "sick": "MaLSTM: Pearson 0.8822, Spearman 0.8345, MSE 0.2286",
+    "stsb": "Spearman ×100: avg GloVe 58.02, InferSent 68.03, USE 74.92, SBERT-NLI-base 77.12",
+    "mrpc": "majority 66.5% / F1 79.9; early systems 70.3-75.6% / F1 80.5-83.0",
+}
+TARGETS = {"sick": "Pearson ≥ 0.80", "stsb": "Spearman ×100 ≥ 70", "mrpc": "accuracy ≥ 72%, F1 ≥ 81"}
+
+
+def config_for(name: str, vectors: bool, seed: int) -> RunConfig:
+    """The run settings of one benchmark cell."""
+    s = SETTINGS[name]
+    text = TextOptions(
+        units=s["units"],
+        embedding_dim=50 if vectors else 128,
+        word_vectors="glove-6b-50d" if vectors else None,
+    )
+    return RunConfig(
+        task="text-pairs",
+        data=name,
+        head=s["head"],
+        epochs=s["epochs"],
+        patience=s["patience"],
+        seed=seed,
+        time_budget=BUDGET,
+        text=text,
+    )
+
+
+def run_cell(name: str, vectors: bool, seed: int, folder: Path) -> dict:
+    """Train one cell and return its figures (test metrics, dev metric, time, throughput)."""
+    config = config_for(name, vectors, seed)
+    out = folder / f"{name}-{'glove' if vectors else 'plain'}"
+    began = time.perf_counter()
+    metrics = text_pairs.train(config, out, verbose=0)
+    seconds = time.perf_counter() - began
+    history = json.loads((out / "history.json").read_text())
+    epochs = len(history["loss"])
+    n_train = metrics["train"]["n"] * (2 if config.head in text_pairs.ASYMMETRIC_HEADS else 1)
+    return {
+        "name": name,
+        "vectors": vectors,
+        "test": metrics["test"],
+        "dev": metrics["dev"],
+        "epochs": epochs,
+        "seconds": seconds,
+        "pairs_per_second": epochs * n_train / seconds,
+    }
+
+
+def _figures(cell: dict) -> str:
+    t = cell["test"]
+    if cell["name"] == "sick":
+        return f"Pearson {t['pearson']:.4f}, Spearman {t['spearman']:.4f}, MSE {t['mse']:.4f}"
+    if cell["name"] == "stsb":
+        return f"Spearman ×100 {100 * t['spearman']:.2f} (Pearson {t['pearson']:.4f})"
+    return f"accuracy {100 * t['accuracy']:.1f}%, F1 {100 * t['f1']:.1f} (ROC-AUC {t['roc_auc']:.3f})"
+
+
+def _dev(cell: dict) -> str:
+    d = cell["dev"]
+    return f"{d['pearson']:.4f} Pearson" if "pearson" in d else f"{100 * d['accuracy']:.1f}% accuracy"
+
+
+def table(cells: list[dict]) -> str:
+    rows = [
+        "| data | word vectors | test figures | dev | epochs | training | pairs/s | target | anchors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        rows.append(
+            f"| {c['name']} | {'GloVe 6B 50d' if c['vectors'] else 'none (learned)'} | {_figures(c)} | "
+            f"{_dev(c)} | {c['epochs']} | {c['seconds'] / 60:.1f} min | {c['pairs_per_second']:.0f} | "
+            f"{TARGETS[c['name']]} | {ANCHORS[c['name']]} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    cells = []
+    with tempfile.TemporaryDirectory(prefix="siamese-bench-") as folder:
+        for name in args.only:
+            for vectors in (True, False):
+                cells.append(run_cell(name, vectors, args.seed, Path(folder)))
+                sys.stderr.write(table(cells[-1:]) + "\n")
+    command = "SIAMESE_DATA_DIR=../shared/datasets python benchmarks/text_pairs.py --only " + " ".join(
+        args.only
+    )
+    text = (
+        "# Text-pairs benchmark\n\n"
+        f"Command: `{command}` (seed {args.seed}; 2-core CPU; at most 20 minutes of training per run).\n\n"
+        + table(cells)
+        + "\n"
+    )
+    atomic_write_text(RESULTS, text)
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
