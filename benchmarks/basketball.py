@@ -52,6 +52,17 @@ def seed_diff_only(train: data.Games, test: data.Games) -> float:
 def run_seed(seed: int, season: data.SeasonTable, tourney: data.Games) -> dict[tuple[str, str], float]:
     """Every figure of the table for one seed."""
     out: dict[tuple[str, str], float] = {}
+    # The course's own settings: one epoch of Adam at 0.001, batch 2048, and Keras's
+    # validation_split=0.1 (the last tenth of the rows, i.e. the latest seasons).
+    cut = int(len(season.games) * 0.9)
+    course_model = bb.team_strength_model(season.n_teams, seed=seed, learning_rate=0.001)
+    bb.fit_games(course_model, season.games.rows(0, cut), epochs=1, batch_size=2048, seed=seed)
+    out[("team-strength, course settings", "season dev MAE")] = bb.evaluate_games(
+        course_model, season.games.rows(cut, len(season.games))
+    )["mae"]
+    course_key = "team-strength, course settings"
+    out[(course_key, "tournament MAE")] = bb.evaluate_games(course_model, tourney)["mae"]
+
     fit_part, dev_part = bb.split_games(season.games, 0.1, seed=seed)
     t0 = time.perf_counter()
     strength, _ = bb.fit_team_strength(fit_part, season.n_teams, validation=dev_part, seed=seed)

@@ -28,9 +28,9 @@ BUDGET = 20 * 60.0
 
 # Settings per dataset, chosen on dev (see benchmarks/README.md for what was tried).
 SETTINGS = {
-    "sick": {"head": "concat", "units": 100, "epochs": 60, "patience": 6},
-    "stsb": {"head": "concat", "units": 100, "epochs": 60, "patience": 6},
-    "mrpc": {"head": "concat", "units": 100, "epochs": 40, "patience": 5},
+    "sick": {"head": "concat", "hidden": 128, "units": 100, "epochs": 60, "patience": 6},
+    "stsb": {"head": "concat", "hidden": 128, "units": 100, "epochs": 60, "patience": 6},
+    "mrpc": {"head": "concat", "hidden": 128, "units": 100, "epochs": 40, "patience": 5},
 }
 
 ANCHORS = {
@@ -53,6 +53,7 @@ def config_for(name: str, vectors: bool, seed: int) -> RunConfig:
         task="text-pairs",
         data=name,
         head=s["head"],
+        head_hidden_units=s["hidden"],
         epochs=s["epochs"],
         patience=s["patience"],
         seed=seed,

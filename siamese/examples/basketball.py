@@ -369,8 +369,13 @@ def model_targets(model: keras.Model, games: Games) -> np.ndarray | list[np.ndar
     return targets[0] if len(targets) == 1 else targets
 
 
+def _feed(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray] | np.ndarray:
+    """What Keras takes for these inputs: the one array of a single-input model, else the dict."""
+    return next(iter(inputs.values())) if len(inputs) == 1 else inputs
+
+
 def _predict(model: keras.Model, inputs: dict[str, np.ndarray], batch_size: int) -> list[np.ndarray]:
-    outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
+    outputs = model.predict(_feed(inputs), batch_size=batch_size, verbose=0)
     return [np.asarray(o, dtype=np.float64) for o in (outputs if isinstance(outputs, list) else [outputs])]
 
 
@@ -563,7 +568,7 @@ def fit_games(
     callbacks: list[keras.callbacks.Callback] = [_LogEpochs(every=max(1, int(epochs) // 20))]
     validation_data = None
     if validation is not None:
-        validation_data = (model_inputs(model, validation), model_targets(model, validation))
+        validation_data = (_feed(model_inputs(model, validation)), model_targets(model, validation))
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
         )
@@ -576,7 +581,7 @@ def fit_games(
         batch_size,
     )
     history = model.fit(
-        model_inputs(model, games),
+        _feed(model_inputs(model, games)),
         model_targets(model, games),
         epochs=int(epochs),
         batch_size=int(batch_size),
