@@ -13,8 +13,8 @@ Data (``--data``):
 Models (``--model``): ``team-strength`` and ``three-input`` learn from the season and are
 scored on held-out season games and on the tournament; ``stacked``, ``two-output`` and
 ``regressor-classifier`` learn from the tournament with the course's split (first 3,168 rows
-train, the rest test), using a season model's prediction as a feature: our own season
-model's (``pred=ours``, default) or the course's (``pred=course``).
+train, the rest test), using a season model's prediction as a feature: our own three-input
+season model's (``pred=ours``, default) or the course's (``pred=course``).
 """
 
 from __future__ import annotations
@@ -146,7 +146,9 @@ def train(config: RunConfig, out: str | os.PathLike[str]) -> tuple[dict, keras.M
         "season: %d rows (%d train, %d dev), %d team ids", len(season), len(fit_part), len(dev_part), n_teams
     )
 
-    season_kind = kind if kind in SEASON_MODELS else "team-strength"
+    # The tournament models' own ``pred`` comes from the three-input season model, as the
+    # course's does (its season model reads team 1, team 2 and home).
+    season_kind = kind if kind in SEASON_MODELS else "three-input"
     needs_season = kind in SEASON_MODELS or pred == "ours"
     metrics: dict[str, dict[str, float]] = {}
     history: dict[str, Any] = {}
