@@ -217,3 +217,14 @@ def test_time_budget_stops_before_an_overrunning_epoch(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == 1  # the first epoch always runs; the second would overrun
     assert (out / "metrics.json").is_file()
+
+
+def test_same_seed_same_run(tmp_path):
+    data = _pairs_file(tmp_path / "pairs.tsv", binary=True)
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        args = ["--data", str(data), "--epochs", "1", "--out", str(out), "--head", "concat", *SMALL]
+        assert _train(args).exit_code == 0
+        runs.append(json.loads((out / "history.json").read_text()))
+    np.testing.assert_allclose(runs[0]["loss"], runs[1]["loss"], rtol=1e-5)

@@ -85,6 +85,7 @@ def _inputs(pairs: TextPairs) -> list[np.ndarray]:
 
 def build_model(config: RunConfig, train: TextPairs, word_vectors: Any = None) -> keras.Model:
     """A fresh, compiled pair model whose tower's vocabulary is adapted on the training text."""
+    keras.utils.set_random_seed(config.seed)  # the head's initial weights, too, follow the seed
     options = config.text
     tower = text_tower(
         list(train.a) + list(train.b),
