@@ -47,6 +47,9 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise UsageLikeError(str(exc)) from None
         except (ValueError, OSError) as exc:
             raise UsageLikeError(f"{type(exc).__name__}: {exc}") from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted: files written so far are whole (every save is atomic).", err=True)
+            sys.exit(130)
 
     return wrapper
 

@@ -65,6 +65,19 @@ def atomic_path(target: PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def remove_stale_temporaries(folder: PathLike) -> int:
+    """Delete temporaries left in ``folder`` (not below) by a process killed mid-write.
+
+    Only names made by :func:`atomic_path` (``.tmp-*``) are touched. Returns how many.
+    """
+    removed = 0
+    for path in Path(folder).glob(".tmp-*"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def atomic_write_bytes(target: PathLike, data: bytes) -> None:
     """Write ``data`` to ``target`` atomically."""
     with atomic_path(target) as tmp:

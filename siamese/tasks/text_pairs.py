@@ -19,7 +19,7 @@ import numpy as np
 from siamese import evaluation, heads, losses
 from siamese.datasets.text import BINARY, GRADED, TextPairs, load_text_dataset
 from siamese.errors import ConfigError
-from siamese.io import read_json
+from siamese.io import read_json, remove_stale_temporaries
 from siamese.keras_metrics import PearsonCorrelation
 from siamese.models import build_siamese, load_model, tower_of
 from siamese.towers import text_tower
@@ -170,6 +170,8 @@ def train(
     run = RunDir(out)
     if resume:
         config = run.prepare(config, resume=True)
+        for folder in (run.path, run.checkpoints):  # left by a process killed mid-save
+            remove_stale_temporaries(folder)
     splits = load_splits(config)
     train_pairs, dev_pairs = splits["train"], splits["dev"]
     config = resolve_defaults(config, train_pairs.kind)
