@@ -36,6 +36,7 @@ import re
 import secrets
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -52,6 +53,9 @@ from siamese.io import fsync_dir, sha256_file
 from siamese.models import embed, load_tower
 
 logger = logging.getLogger(__name__)
+
+#: Reads of a folder that another process is replacing, before giving up.
+_LOAD_ATTEMPTS = 20
 
 METRICS = ("cosine", "ip", "l2")
 FORMAT_VERSION = 1
@@ -591,9 +595,33 @@ class Index:
             IndexFileError: The folder or a file is missing, truncated or corrupt, the
                 manifest disagrees with the files, or the tower changed since the build.
         """
-        folder = _recover(Path(os.path.abspath(directory)))
-        if not folder.is_dir():
-            raise IndexFileError(f"no index folder at {folder}")
+        path = Path(os.path.abspath(directory))
+        for attempt in range(_LOAD_ATTEMPTS):
+            folder = _readable_folder(path)
+            if folder is None:
+                raise IndexFileError(f"no index folder at {path}")
+            before = _identity(folder)
+            try:
+                return cls._load_from(folder, path, tower=tower, check_tower=check_tower)
+            except IndexFileError:
+                # Another process swapped or removed the folder while it was read: read the
+                # new copy. A folder that did not change is really broken: report it.
+                if _identity(folder) == before or attempt + 1 == _LOAD_ATTEMPTS:
+                    raise
+                logger.debug("index folder %s changed while being read; reading it again", path)
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _load_from(
+        cls,
+        folder: Path,
+        canonical: Path,
+        *,
+        tower: keras.Model | str | os.PathLike[str] | None,
+        check_tower: bool,
+    ) -> Index:
+        """Read one index folder (``canonical`` is where it is meant to live)."""
         manifest = _read_manifest(folder / MANIFEST_FILE)
         for name in DATA_FILES:
             _verify_file(folder / name, manifest["files"].get(name))
@@ -605,7 +633,7 @@ class Index:
         index._ids, index._vectors, index._payloads = ids, vectors, payloads
         index._rows = {int(i): r for r, i in enumerate(ids)}
         index._created = manifest["created"]
-        index._folder, index._files = folder, manifest["files"]
+        index._folder, index._files = canonical, manifest["files"]
         index._tower_sha256 = manifest["tower_sha256"]
         if manifest["tower_path"] is not None:
             index._tower_path = Path(os.path.abspath(folder / manifest["tower_path"]))
@@ -854,7 +882,8 @@ def _swap_into_place(temp: Path, target: Path) -> None:
             shutil.rmtree(aside)
         os.rename(target, aside)
         fsync_dir(target.parent)
-    # A crash here leaves no target folder but a whole aside copy: load() puts it back.
+    # A crash here leaves no target folder but a whole aside copy: load() reads it, the
+    # next save replaces it.
     os.rename(temp, target)
     fsync_dir(target.parent)
     shutil.rmtree(aside, ignore_errors=True)
@@ -881,17 +910,26 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _recover(folder: Path) -> Path:
-    """Put back the aside copy of an index whose save was interrupted between its renames."""
-    aside = _aside(folder)
-    if folder.exists() or not (aside / MANIFEST_FILE).is_file():
-        return folder
-    logger.warning("%s is missing but %s holds the previous copy: restoring it", folder, aside)
+def _readable_folder(path: Path) -> Path | None:
+    """The folder to read: ``path``, or, while a save is between its two renames (or was
+    killed there), the whole previous copy set aside beside it. Nothing is renamed here:
+    readers never move files, so they cannot collide with a writer; the next save tidies up."""
+    if path.is_dir():
+        return path
+    aside = _aside(path)
+    if (aside / MANIFEST_FILE).is_file():
+        logger.info("%s is missing; reading the previous copy %s (a save was interrupted)", path, aside)
+        return aside
+    return None
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """Inode and change time of a folder, or None when it is gone."""
     try:
-        os.rename(aside, folder)
+        st = os.stat(folder)
     except OSError:
-        return folder if folder.is_dir() else aside
-    return folder
+        return None
+    return st.st_ino, st.st_ctime_ns
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
