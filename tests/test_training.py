@@ -1,0 +1,52 @@
+"""The epoch loop: checkpoints, early stopping, NaN losses, the time budget."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import siamese
+from siamese.training import RunConfig, RunDir, TrainingError, fit_epochs
+
+
+def _setup(tmp_path, epochs=3, patience=0):
+    model = siamese.build_siamese(siamese.categorical_tower(6, 2, seed=0), "euclidean")
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=siamese.losses.get("contrastive"))
+    config = RunConfig(task="text-pairs", data="x", epochs=epochs, patience=patience, batch_size=4)
+    run = RunDir(tmp_path / "run")
+    run.prepare(config, resume=False)
+    rng = np.random.default_rng(0)
+    x = [rng.integers(0, 6, (16, 1)), rng.integers(0, 6, (16, 1))]
+    y = rng.integers(0, 2, 16).astype("float32")
+    return model, config, run, x, y
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    model, config, run, x, y = _setup(tmp_path)
+    bad = y.copy()
+    bad[3] = np.nan
+
+    def epoch_data(epoch):
+        return x, (bad if epoch == 1 else y)
+
+    with pytest.raises(TrainingError, match="loss became nan in epoch 2.*epoch 1 is kept"):
+        fit_epochs(model, epoch_data, (x, y), run, config, monitor="val_loss", mode="min", verbose=0)
+    state = run.read_state()
+    assert state["epoch"] == 1
+    restored, _ = run.load_checkpoint()
+    assert np.all(np.isfinite(restored.get_weights()[0]))
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+    model, config, run, x, y = _setup(tmp_path, epochs=6, patience=1)
+    dev_y = 1.0 - y  # a dev set that gets worse as training fits the train labels
+
+    history = fit_epochs(
+        model, lambda e: (x, y), (x, dev_y), run, config, monitor="val_loss", mode="min", verbose=0
+    )
+    best = int(np.argmin(history["val_loss"]))
+    assert len(history["val_loss"]) < 6  # stopped early
+    assert run.read_state()["best_epoch"] == best + 1
+    now = model.evaluate(x, dev_y, verbose=0)
+    assert now == pytest.approx(history["val_loss"][best], rel=1e-4)
