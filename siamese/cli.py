@@ -134,6 +134,13 @@ Examples:
     help="Pretrained vectors: glove-6b-50d (the glove extra), a GloVe/word2vec text file, or .npy.",
 )
 @click.option("--freeze-embeddings", is_flag=True, help="Keep pretrained word vectors fixed.")
+@click.option(
+    "--vectors-vocabulary",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also put this many of the vectors' most frequent words in the vocabulary.",
+)
 @click.option("--units", type=click.IntRange(min=1), default=128, show_default=True, help="LSTM units.")
 @click.option("--embedding-dim", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--rnn", type=click.Choice(["lstm", "bilstm"]), default="lstm", show_default=True)
@@ -194,6 +201,7 @@ def train(
             rnn=options["rnn"],
             word_vectors=options["word_vectors"],
             train_embeddings=not options["freeze_embeddings"],
+            vectors_vocabulary=options["vectors_vocabulary"],
             text_a_col=options["text_a_col"],
             text_b_col=options["text_b_col"],
             label_col=options["label_col"],

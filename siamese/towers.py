@@ -53,6 +53,7 @@ def text_tower(
     dropout: float = 0.0,
     standardize: str | None = "lower_and_strip_punctuation",
     seed: int | None = None,
+    extra_vocabulary: Sequence[str] = (),
     name: str = "text_tower",
 ) -> keras.Model:
     """Text tower: ``TextVectorization`` → ``Embedding(mask_zero=True)`` → LSTM or BiLSTM.
@@ -73,6 +74,10 @@ def text_tower(
         dropout: Dropout on the LSTM's inputs, in [0, 1).
         standardize: ``TextVectorization`` standardisation (``None`` keeps text as given).
         seed: Seed for the initial weights of rows with no pretrained vector.
+        extra_vocabulary: Words added to the vocabulary after those of ``texts`` (until
+            ``vocab_size``), e.g. the most frequent words that have pretrained vectors, so
+            words never seen in training still get their pretrained vector instead of
+            ``[UNK]``.
         name: Name of the returned model.
 
     Returns:
@@ -112,6 +117,12 @@ def text_tower(
     )
     vectorizer.adapt(np.asarray(texts, dtype=object), batch_size=1024)
     vocabulary = vectorizer.get_vocabulary()
+    if extra_vocabulary:
+        known = set(vocabulary)
+        extra = [w for w in dict.fromkeys(extra_vocabulary) if w and w not in known]
+        words = vocabulary[2:] + extra[: max(0, vocab_size - len(vocabulary))]
+        vectorizer.set_vocabulary(words)  # [PAD] and [UNK] are added back in front
+        vocabulary = vectorizer.get_vocabulary()
     logger.info("text tower vocabulary: %d tokens (of at most %d)", len(vocabulary), vocab_size)
 
     embedding = keras.layers.Embedding(

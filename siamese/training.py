@@ -57,6 +57,9 @@ class TextOptions:
     dropout: float = 0.0
     word_vectors: str | None = None
     train_embeddings: bool = True
+    # Words with pretrained vectors added to the vocabulary beyond the training text's
+    # (the most frequent first), so unseen words keep their vector (0: none).
+    vectors_vocabulary: int = 0
     text_a_col: str = "sentence1"
     text_b_col: str = "sentence2"
     label_col: str = "label"

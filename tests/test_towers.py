@@ -96,3 +96,17 @@ def test_embed_rejects_items_of_the_wrong_kind():
     text = siamese.text_tower(TEXTS, units=2, embedding_dim=2)
     with pytest.raises(siamese.ConfigError, match="list of strings"):
         siamese.embed(text, "a single string")
+
+
+def test_extra_vocabulary_gives_unseen_words_their_vectors():
+    vectors = WordVectors(["zebra", "guitar", "violin"], np.eye(3, dtype=np.float32) * 2)
+    tower = siamese.text_tower(
+        TEXTS, embedding_dim=None, units=3, word_vectors=vectors, extra_vocabulary=vectors.words
+    )
+    vocab = tower.get_layer("vectorize").get_vocabulary()
+    assert "zebra" in vocab and "violin" in vocab  # never in TEXTS
+    assert vocab.count("guitar") == 1  # already adapted from TEXTS, not added twice
+    matrix = tower.get_layer("embedding").get_weights()[0]
+    np.testing.assert_array_equal(matrix[vocab.index("violin")], [0, 0, 2])
+    small = siamese.text_tower(TEXTS, units=2, embedding_dim=3, vocab_size=8, extra_vocabulary=["zebra"] * 9)
+    assert len(small.get_layer("vectorize").get_vocabulary()) <= 8

@@ -98,6 +98,7 @@ def build_model(config: RunConfig, train: TextPairs, word_vectors: Any = None) -
         word_vectors=word_vectors,
         train_embeddings=options.train_embeddings,
         seed=config.seed,
+        extra_vocabulary=word_vectors.words[: options.vectors_vocabulary] if word_vectors else (),
     )
     head_options = {"hidden_units": config.head_hidden_units} if config.head == "concat" else {}
     if config.head_hidden_units and config.head != "concat":
