@@ -37,6 +37,7 @@ import secrets
 import shutil
 import sys
 import time
+import tokenize
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -118,6 +119,7 @@ class Index:
         self._vectors = np.zeros((0, dim), dtype=np.float32)
         self._payloads: list[Any] = []
         self._rows: dict[int, int] = {}
+        self._id_map: np.ndarray | None = None  # FAISS's row -> id map, copied on the first search
         self._tower: keras.Model | None = None
         self._tower_path: Path | None = None
         self._tower_sha256: str | None = None
@@ -311,6 +313,7 @@ class Index:
             raise ConfigError(f"got {len(payloads)} payloads for {n} items")
         payloads = [_json_payload(p, i) for i, p in enumerate(payloads)]
         self._faiss.add_with_ids(vectors, ids)
+        self._id_map = None
         first = len(self._ids)
         self._ids = np.concatenate([self._ids, ids])
         self._vectors = np.concatenate([self._vectors, vectors])
@@ -343,6 +346,8 @@ class Index:
             raise ConfigError(
                 f"a {self._factory!r} index cannot remove ids ({_faiss_message(exc)}); rebuild it instead"
             ) from None
+        finally:
+            self._id_map = None
         keep = ~np.isin(self._ids, present)
         self._ids = self._ids[keep]
         self._vectors = self._vectors[keep]
@@ -412,10 +417,25 @@ class Index:
         k = _positive_int("k", k)
         queries = self._prepared(_as_vectors("queries", vectors, self._dim))
         params = self._search_params(nprobe, ef_search)
-        distances, ids = self._faiss.search(queries, k, params=params[0] if params else None)
+        distances, ids = self._search_faiss(queries, k, params[0] if params else None)
         scores = np.sqrt(np.maximum(distances, 0.0)) if self._metric == "l2" else distances
         scores = np.where(ids >= 0, scores, np.float32(np.nan))
         return scores, ids.astype(np.int64, copy=False)
+
+    def _search_faiss(self, queries: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's search, with an id map's row -> id step done here in NumPy.
+
+        ``IndexIDMap``/``IndexIDMap2`` map rows to ids in an OpenMP loop; each call then starts
+        a parallel region, which costs milliseconds per single query when the other cores are
+        busy. Searching the inner index and mapping the rows with FAISS's own id map gives the
+        same ids and scores without it.
+        """
+        if not isinstance(self._faiss, faiss.IndexIDMap):
+            return self._faiss.search(queries, k, params=params)
+        distances, rows = self._faiss.index.search(queries, k, params=params)
+        if self._id_map is None:
+            self._id_map = faiss.vector_to_array(self._faiss.id_map)
+        return distances, np.where(rows >= 0, self._id_map[rows], rows)
 
     def _search_params(self, nprobe: int | None, ef_search: int | None) -> list[Any] | None:
         """FAISS per-query parameters, with every object they point to kept alive in the list."""
@@ -629,6 +649,7 @@ class Index:
         faiss_index = _read_faiss(folder / INDEX_FILE, count, dim)
         vectors = _read_vectors(folder / VECTORS_FILE, count, dim)
         ids, payloads = _read_payloads(folder / PAYLOADS_FILE, count)
+        _check_faiss_ids(folder / INDEX_FILE, faiss_index, ids)
         index = cls(faiss_index, dim=dim, metric=manifest["metric"], factory=manifest["factory"])
         index._ids, index._vectors, index._payloads = ids, vectors, payloads
         index._rows = {int(i): r for r, i in enumerate(ids)}
@@ -937,7 +958,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise IndexFileError(f"{path}: missing; the folder is not an index or its save did not finish")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise IndexFileError(f"{path}: not a readable JSON manifest ({exc})") from None
     if not isinstance(manifest, dict):
         raise IndexFileError(f"{path}: expected a JSON object")
@@ -974,7 +995,7 @@ def _verify_file(path: Path, record: Any) -> None:
 def _read_faiss(path: Path, count: int, dim: int) -> faiss.Index:
     try:
         index = faiss.read_index(str(path))
-    except RuntimeError as exc:
+    except (RuntimeError, MemoryError) as exc:  # MemoryError: a damaged size asked for too much
         raise IndexFileError(f"{path}: not a readable FAISS index ({_faiss_message(exc)})") from None
     if index.ntotal != count or index.d != dim:
         raise IndexFileError(
@@ -983,16 +1004,51 @@ def _read_faiss(path: Path, count: int, dim: int) -> faiss.Index:
     return index
 
 
+def _faiss_ids(index: faiss.Index) -> np.ndarray | None:
+    """The ids a FAISS index can return from a search, or None when its parts disagree."""
+    core = index
+    while isinstance(core, faiss.IndexPreTransform):
+        core = faiss.downcast_index(core.index)
+    if isinstance(core, faiss.IndexIDMap):
+        ids = faiss.vector_to_array(core.id_map)
+        return ids if core.index.ntotal == len(ids) else None
+    ivf = faiss.try_extract_index_ivf(core)
+    if ivf is None:
+        return np.arange(index.ntotal, dtype=np.int64)
+    lists = ivf.invlists
+    if ivf.quantizer.ntotal != ivf.nlist or lists.nlist != ivf.nlist:
+        return None
+    parts = [np.zeros(0, dtype=np.int64)]
+    try:
+        for i in range(ivf.nlist):
+            if size := lists.list_size(i):
+                parts.append(faiss.rev_swig_ptr(lists.get_ids(i), size).copy())
+    except RuntimeError:
+        return None
+    return np.concatenate(parts)
+
+
+def _check_faiss_ids(path: Path, index: faiss.Index, ids: np.ndarray) -> None:
+    """Refuse a FAISS index whose ids are not exactly those of ``payloads.jsonl``."""
+    stored = _faiss_ids(index)
+    if stored is None or not np.array_equal(np.sort(stored), np.sort(ids)):
+        raise IndexFileError(f"{path}: its ids are not the ids listed in {PAYLOADS_FILE}")
+
+
 def _read_vectors(path: Path, count: int, dim: int) -> np.ndarray:
     try:
-        vectors = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise IndexFileError(f"{path}: not a .npy file")
+        # Memory-mapped, so that a damaged header declaring a huge shape allocates nothing.
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError, OverflowError, SyntaxError, tokenize.TokenError) as exc:
         raise IndexFileError(f"{path}: not a readable .npy array ({exc})") from None
     if vectors.dtype != np.float32 or vectors.shape != (count, dim):
         raise IndexFileError(
             f"{path}: holds {vectors.dtype} of shape {vectors.shape}, not float32 of shape {(count, dim)}"
         )
-    return np.ascontiguousarray(vectors)
+    return np.array(vectors, dtype=np.float32, order="C")  # a copy: the file is not kept open
 
 
 def _read_payloads(path: Path, count: int) -> tuple[np.ndarray, list[Any]]:
@@ -1005,8 +1061,10 @@ def _read_payloads(path: Path, count: int) -> tuple[np.ndarray, list[Any]]:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise IndexFileError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
+                except RecursionError:
+                    raise IndexFileError(f"{path}, line {number}: JSON nested too deeply") from None
                 item_id = record.get("id") if isinstance(record, dict) else None
-                bad_id = not isinstance(item_id, int) or isinstance(item_id, bool) or item_id < 0
+                bad_id = not isinstance(item_id, int) or isinstance(item_id, bool) or not 0 <= item_id < 2**63
                 if bad_id or "payload" not in record:
                     raise IndexFileError(f'{path}, line {number}: expected {{"id": <id>, "payload": ...}}')
                 ids.append(item_id)
@@ -1030,7 +1088,11 @@ def _load_index_tower(
         path = Path(tower) if tower is not None else index._tower_path
         if path is None:
             return None
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError:  # e.g. a name too long for the file system
+            found = False
+        if not found:
             if check_tower:
                 raise IndexFileError(
                     f"tower file {path} is missing; pass tower= (a model or .keras path), or "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def load_model(path: str | os.PathLike[str]) -> keras.Model:
         raise ConfigError(f"model file not found: {path}")
     try:
         return keras.saving.load_model(path)
-    except (ValueError, OSError, KeyError, TypeError) as exc:
+    except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"cannot load model {path}: {exc}") from None
 
 

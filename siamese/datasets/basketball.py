@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from siamese.datasets.images import _ZIP_READ_ERRORS
 from siamese.datasets.locate import locate
 from siamese.errors import ConfigError, DataError
 
@@ -231,14 +232,20 @@ class _Table:
         values = self.strings(name)
         try:
             return np.array([int(v) for v in values], dtype=np.int64)
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
         for value, line in zip(values, self.lines, strict=True):
             try:
-                int(value)
+                np.int64(int(value))
             except ValueError:
                 raise DataError(
                     f"column {name!r} holds {value!r}, not an integer", path=self.path, line=line
+                ) from None
+            except OverflowError:
+                raise DataError(
+                    f"column {name!r} holds {value[:40]!r}, too large for a 64-bit integer",
+                    path=self.path,
+                    line=line,
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -275,9 +282,11 @@ def _read_zip_csv(path: Path) -> tuple[bytes, str]:
             if len(members) != 1:
                 raise DataError(f"expected exactly one .csv inside the zip, found {len(members)}", path=path)
             return archive.read(members[0]), f"{path}:{members[0]}"
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError("file not found", path=path) from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+    except _ZIP_READ_ERRORS as exc:
         raise DataError(f"not a readable zip archive ({exc})", path=path) from None
 
 

@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import io
 import logging
+import math
 import re
 import zipfile
 import zlib
@@ -78,9 +79,24 @@ DATASET_NAMES: tuple[str, ...] = ("fashion-mnist", "omniglot") + tuple(f"tfds:{n
 _IDX_MAGIC = {2049: 1, 2051: 3}  # magic number -> number of dimensions
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
-_ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, NotImplementedError, RuntimeError)
+# A damaged zip can fail in many ways: a bad directory, a bad UTF-8 name (UnicodeDecodeError, a
+# ValueError), an unknown format version (NotImplementedError), a stream that ends early (EOFError).
+_ZIP_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    OSError,
+    EOFError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
+# End-of-central-directory record: signature, size, and how far from the end it can be (comment).
+_EOCD_SIGNATURE = b"PK\x05\x06"
+_EOCD_SIZE = 22
+_EOCD_SEARCH = _EOCD_SIZE + 0xFFFF
 _OMNIGLOT_MEMBER = re.compile(r"^([^/]+)/([^/]+)/(character\d+)/(\d+_\d+\.png)$")
 _RUN_LABELS = re.compile(r"^(run\d+)/class_labels\.txt$")
+_RUN_MEMBER = re.compile(r"^(run\d+)/(?:class_labels\.txt|training/[^/]+\.png|test/[^/]+\.png)$")
 
 
 @dataclass(eq=False)
@@ -271,7 +287,7 @@ def read_idx(path: PathArg) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"idx header truncated: {len(raw)} bytes, need {header}", path=path)
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    expected = header + math.prod(dims)  # Python ints: a NumPy product can overflow to a match
     if len(raw) != expected:
         raise DataError(
             f"idx size mismatch: header declares shape {dims} ({expected} bytes) but the "
@@ -325,12 +341,42 @@ def read_fashion_mnist(split: str = "train") -> LabelledImages:
 
 
 def _open_zip(path: PathArg) -> zipfile.ZipFile:
+    """Open a zip, refusing one whose directory lists a member twice or lost some entries."""
     try:
-        return zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(path)
+        declared = _declared_entries(path)
     except FileNotFoundError as exc:
         raise DataError("zip file not found", path=path) from exc
-    except (zipfile.BadZipFile, OSError) as exc:
+    except _ZIP_READ_ERRORS as exc:
         raise DataError(f"not a readable zip file: {exc}", path=path) from exc
+    names = archive.namelist()
+    problem = None
+    if declared is not None and declared != len(names):
+        problem = f"damaged zip directory: it declares {declared} entries but lists {len(names)}"
+    elif len(set(names)) != len(names):
+        twice = next(name for i, name in enumerate(names) if name in names[:i])
+        problem = f"damaged zip directory: it lists {twice} twice"
+    if problem is not None:
+        archive.close()
+        raise DataError(problem, path=path)
+    return archive
+
+
+def _declared_entries(path: PathArg) -> int | None:
+    """The entry count in a zip's end-of-directory record (which Python's zipfile does not check).
+
+    A damaged length field in the directory makes zipfile skip the entries after it without an
+    error; comparing with this count catches it. None for Zip64 archives or no record found.
+    """
+    with open(path, "rb") as handle:
+        handle.seek(0, io.SEEK_END)
+        handle.seek(max(0, handle.tell() - _EOCD_SEARCH))
+        tail = handle.read()
+    at = tail.rfind(_EOCD_SIGNATURE)
+    if at < 0 or len(tail) - at < _EOCD_SIZE:
+        return None
+    total = int.from_bytes(tail[at + 10 : at + 12], "little")
+    return None if total == 0xFFFF else total
 
 
 def _read_member(archive: zipfile.ZipFile, member: str, path: PathArg) -> bytes:
@@ -527,6 +573,12 @@ def read_omniglot_runs(path: PathArg | None = None, *, size: Sequence[int] | Non
         runs = sorted(m.group(1) for n in names if (m := _RUN_LABELS.match(n)))
         if not runs:
             raise DataError(f"no runNN/class_labels.txt in the zip; expected {RUNS_LAYOUT}", path=path)
+        # Every member must belong to a run: a run whose class_labels.txt lost its name (a damaged
+        # zip) must not silently disappear from the benchmark.
+        for name in names:
+            match = _RUN_MEMBER.match(name)
+            if match is None or match.group(1) not in runs:
+                raise DataError(f"zip member {name} is not part of a run; expected {RUNS_LAYOUT}", path=path)
         result = [_read_run(archive, run, names, path, target) for run in runs]
     logger.info("omniglot one-shot runs: %d runs", len(result))
     return result
