@@ -72,6 +72,10 @@ Examples:
   siamese-train --task text-pairs --data stsb --word-vectors glove-6b-50d --out runs/stsb
   siamese-train --task text-pairs --data pairs.tsv --text-a-col q1 --text-b-col q2 --label-col dup
   siamese-train --task text-pairs --out runs/sick --resume --epochs 20
+  siamese-train --task image-pairs --data fashion-mnist --epochs 5 --out runs/f
+  siamese-train --task image-pairs --data omniglot --head euclidean --loss contrastive \\
+      --augment --batch-norm --hard-negatives 0.5 --embedding-dim 128 --out runs/o
+  siamese-train --task image-pairs --data photos/ --image-size 64x64 --out runs/photos
   siamese-train --task basketball --model team-strength
   siamese-train --task basketball --model regressor-classifier --pred course
   siamese-train --task basketball --model team-strength --data simulated
@@ -79,7 +83,10 @@ Examples:
 )
 @click.option("--task", type=click.Choice(TASKS), required=True, help="What kind of pairs to train on.")
 @click.option(
-    "--data", default=None, help="Dataset name (sick, stsb, mrpc, paws, qqp), CSV/TSV path, or tfds:NAME."
+    "--data",
+    default=None,
+    help="Text: sick, stsb, mrpc, paws, qqp, a CSV/TSV path or tfds:NAME [sick]. Images: "
+    "fashion-mnist, omniglot, a folder of class sub-folders or tfds:NAME [fashion-mnist].",
 )
 @click.option(
     "--objective",
@@ -97,14 +104,22 @@ Examples:
 )
 @click.option("--loss", default=None, help="Loss: mse, binary-crossentropy, contrastive, mae.")
 @click.option(
-    "--epochs", type=click.IntRange(min=1), default=None, help="Most epochs [text: 10, basketball: 40]."
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most epochs [text: 10, images: 10, basketball: 40].",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[text: 64, basketball: 2048].")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="[text: 64, images: 128, basketball: 2048].",
+)
 @click.option(
     "--learning-rate",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Adam's rate [text: 0.001, basketball: 0.05].",
+    help="Adam's rate [text: 0.001, images: 0.001, basketball: 0.05].",
 )
 @click.option(
     "--patience",
@@ -142,7 +157,12 @@ Examples:
     help="Also put this many of the vectors' most frequent words in the vocabulary.",
 )
 @click.option("--units", type=click.IntRange(min=1), default=128, show_default=True, help="LSTM units.")
-@click.option("--embedding-dim", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option(
+    "--embedding-dim",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Text: word embedding width [128]. Images: the tower's output width [64].",
+)
 @click.option("--rnn", type=click.Choice(["lstm", "bilstm"]), default="lstm", show_default=True)
 @click.option("--sequence-length", type=click.IntRange(min=1), default=30, show_default=True)
 @click.option("--vocab-size", type=click.IntRange(min=3), default=20000, show_default=True)
@@ -150,6 +170,33 @@ Examples:
 @click.option("--text-b-col", default="sentence2", show_default=True, help="CSV/TSV: second text column.")
 @click.option("--label-col", default="label", show_default=True, help="CSV/TSV: label column.")
 @click.option("--sep", default=None, help="CSV/TSV separator (default: from the file extension).")
+@click.option(
+    "--image-size",
+    default=None,
+    metavar="HxW",
+    help="Images: resize to this size (default: native; Omniglot 28x28).",
+)
+@click.option(
+    "--filters",
+    default="32,64,128",
+    show_default=True,
+    help="Images: filters of each Conv2D block, comma-separated.",
+)
+@click.option(
+    "--pairs-per-epoch",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Images: pairs drawn afresh each epoch (default: one per training image).",
+)
+@click.option(
+    "--hard-negatives",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Images: share of negative pairs taken from the same group (Omniglot: same alphabet).",
+)
+@click.option("--augment", is_flag=True, help="Images: small random affine distortions (Koch et al.).")
+@click.option("--batch-norm", is_flag=True, help="Images: batch normalisation after each convolution.")
 @click.option(
     "--model",
     "bb_model",
@@ -172,7 +219,7 @@ def train(
 ) -> None:
     """Train a Siamese model and write its run folder (model, tower, config, metrics)."""
     _setup_logging(verbose)
-    from siamese.training import BasketballOptions, RunConfig, TextOptions
+    from siamese.training import BasketballOptions, ImageOptions, RunConfig, TextOptions
 
     defaults = TASK_DEFAULTS[task]
     data = data or defaults["data"]
@@ -196,7 +243,7 @@ def train(
         text=TextOptions(
             vocab_size=options["vocab_size"],
             sequence_length=options["sequence_length"],
-            embedding_dim=options["embedding_dim"],
+            embedding_dim=options["embedding_dim"] or 128,
             units=options["units"],
             rnn=options["rnn"],
             word_vectors=options["word_vectors"],
@@ -207,6 +254,7 @@ def train(
             label_col=options["label_col"],
             sep=options["sep"],
         ),
+        image=_image_options(ImageOptions, options),
         basketball=BasketballOptions(model=options["bb_model"], pred=options["pred"]),
     )
     if task == "text-pairs":
@@ -221,9 +269,39 @@ def train(
         metrics, model = basketball.train(config, out_dir)
         model.summary(line_length=100, print_fn=lambda line, **_: click.echo(line))
     else:
-        raise SiameseError(f"--task {task} is not available in this version yet")
+        from siamese.tasks import image_pairs
+
+        metrics = image_pairs.train(config, out_dir, resume=resume)
     click.echo(f"run folder: {out_dir}")
     _echo_metrics(metrics)
+
+
+def _image_options(options_class: type, options: dict[str, Any]) -> Any:
+    """The image options of ``siamese-train``, checked."""
+    size = None
+    if options["image_size"]:
+        try:
+            height, width = (int(v) for v in options["image_size"].lower().split("x"))
+        except ValueError:
+            raise SiameseError(f"--image-size {options['image_size']!r}: expected HxW, e.g. 64x64") from None
+        if height < 1 or width < 1:
+            raise SiameseError(f"--image-size {options['image_size']!r}: sides must be positive")
+        size = (height, width)
+    try:
+        filters = tuple(int(v) for v in options["filters"].split(","))
+    except ValueError:
+        raise SiameseError(f"--filters {options['filters']!r}: expected integers, e.g. 32,64,128") from None
+    if not filters or min(filters) < 1:
+        raise SiameseError(f"--filters {options['filters']!r}: each block needs at least one filter")
+    return options_class(
+        image_size=size,
+        filters=filters,
+        embedding_dim=options["embedding_dim"] or 64,
+        pairs_per_epoch=options["pairs_per_epoch"],
+        hard_negative_fraction=options["hard_negatives"],
+        augment=options["augment"],
+        batch_norm=options["batch_norm"],
+    )
 
 
 def _echo_metrics(metrics: dict[str, dict[str, float]]) -> None:
@@ -380,6 +458,8 @@ def index_info(index_dir: str) -> None:
 Examples:
   siamese-eval --run runs/sick
   siamese-eval --run runs/sick --data stsb --split test
+  siamese-eval --run runs/o          # Omniglot: 20-way one-shot over the 20 official runs
+  siamese-eval --run runs/f --split dev
 """
 )
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), required=True)
@@ -390,6 +470,13 @@ Examples:
 def evaluate(run_dir: str, data: str | None, split: str, verbose: bool) -> None:
     """Evaluate a trained run on a dataset split and print its metrics."""
     _setup_logging(verbose)
-    from siamese.tasks import text_pairs
+    from siamese.tasks import image_pairs, text_pairs
+    from siamese.training import RunDir
 
-    _echo_metrics(text_pairs.evaluate(run_dir, data=data, split=split))
+    task = RunDir(run_dir).task()
+    if task == image_pairs.TASK:
+        _echo_metrics(image_pairs.evaluate(run_dir, data=data, split=split))
+    elif task == text_pairs.TASK:
+        _echo_metrics(text_pairs.evaluate(run_dir, data=data, split=split))
+    else:
+        raise SiameseError(f"{run_dir} is a {task} run; siamese-eval scores text-pairs and image-pairs runs")

@@ -33,7 +33,7 @@ import numpy as np
 
 from siamese._version import __version__
 from siamese.errors import ConfigError, SiameseError
-from siamese.io import atomic_save, atomic_write_json, read_json
+from siamese.io import atomic_save, atomic_write_json, read_json, remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,11 @@ class TextOptions:
 
 @dataclass
 class ImageOptions:
-    """Settings of the image tower and pair sampling."""
+    """Settings of the image tower and pair sampling.
+
+    ``global_pooling``, ``batch_norm``, ``convs_per_block`` and ``dropout`` are passed to
+    :func:`siamese.towers.image_tower`.
+    """
 
     image_size: tuple[int, int] | None = None
     filters: tuple[int, ...] = (32, 64, 128)
@@ -76,6 +80,10 @@ class ImageOptions:
     pairs_per_epoch: int | None = None
     hard_negative_fraction: float = 0.0
     augment: bool = False
+    global_pooling: str = "flatten"
+    batch_norm: bool = False
+    convs_per_block: int = 1
+    dropout: float = 0.0
 
 
 @dataclass
@@ -213,6 +221,36 @@ class RunDir:
         atomic_write_json(self.config, config.to_dict())
         return config
 
+    def reopen(self, config: RunConfig) -> RunConfig:
+        """:meth:`prepare` for ``--resume``, first clearing the temporaries of a killed save."""
+        config = self.prepare(config, resume=True)
+        for folder in (self.path, self.checkpoints):
+            remove_stale_temporaries(folder)
+        return config
+
+    def task(self) -> str:
+        """The task named in ``config.json``.
+
+        Raises:
+            ConfigError: The folder holds no run.
+        """
+        if not self.config.is_file():
+            raise ConfigError(f"{self.path} is not a run folder (no config.json)")
+        return RunConfig.from_dict(read_json(self.config)).task
+
+    def finished_config(self, task: str) -> RunConfig:
+        """The settings of a finished run of ``task``.
+
+        Raises:
+            ConfigError: The folder is not a finished run, or is a run of another task.
+        """
+        if not self.config.is_file() or not self.model.is_file():
+            raise ConfigError(f"{self.path} is not a finished run (no config.json or model.keras)")
+        config = RunConfig.from_dict(read_json(self.config))
+        if config.task != task:
+            raise ConfigError(f"{self.path} is a {config.task} run, not {task}")
+        return config
+
     def read_state(self) -> dict[str, Any] | None:
         """The resume point, or ``None`` when no epoch has completed."""
         if not self.state.is_file():
@@ -260,7 +298,7 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
 def fit_epochs(
     model: keras.Model,
     epoch_data: Callable[[int], tuple[Any, Any]],
-    dev_data: tuple[Any, Any] | None,
+    dev_data: Any,
     run: RunDir,
     config: RunConfig,
     *,
@@ -273,8 +311,10 @@ def fit_epochs(
 
     Args:
         model: A compiled model (fresh, or loaded from the checkpoint).
-        epoch_data: ``epoch -> (x, y)``, the (already shuffled) training data of that epoch.
-        dev_data: ``(x, y)`` validated on after each epoch, or ``None``.
+        epoch_data: ``epoch -> (x, y)``, the (already shuffled) training data of that epoch;
+            ``x`` may instead be a ``tf.data.Dataset`` (or ``keras.utils.PyDataset``) of
+            ``(inputs, targets)`` batches, with ``y`` ``None`` (``batch_size`` is then unused).
+        dev_data: ``(x, y)`` or such a dataset, validated on after each epoch, or ``None``.
         run: The run folder.
         config: The run's settings (epochs, batch size, patience, seed).
         monitor: History key watched for early stopping, e.g. ``"val_pearson"``.

@@ -19,7 +19,6 @@ import numpy as np
 from siamese import evaluation, heads, losses
 from siamese.datasets.text import BINARY, GRADED, TextPairs, load_text_dataset
 from siamese.errors import ConfigError
-from siamese.io import read_json, remove_stale_temporaries
 from siamese.keras_metrics import PearsonCorrelation
 from siamese.models import build_siamese, load_model, tower_of
 from siamese.towers import text_tower
@@ -170,9 +169,7 @@ def train(
     """
     run = RunDir(out)
     if resume:
-        config = run.prepare(config, resume=True)
-        for folder in (run.path, run.checkpoints):  # left by a process killed mid-save
-            remove_stale_temporaries(folder)
+        config = run.reopen(config)
     splits = load_splits(config)
     train_pairs, dev_pairs = splits["train"], splits["dev"]
     config = resolve_defaults(config, train_pairs.kind)
@@ -237,11 +234,7 @@ def evaluate(run_dir: str | os.PathLike[str], *, data: str | None = None, split:
         ConfigError: The folder is not a finished text-pairs run, or the split does not exist.
     """
     run = RunDir(run_dir)
-    if not run.config.is_file() or not run.model.is_file():
-        raise ConfigError(f"{run.path} is not a finished run (no config.json or model.keras)")
-    config = RunConfig.from_dict(read_json(run.config))
-    if config.task != TASK:
-        raise ConfigError(f"{run.path} is a {config.task} run, not {TASK}")
+    config = run.finished_config(TASK)
     splits = load_splits(config, data)
     if split not in splits:
         raise ConfigError(f"split {split!r} does not exist here; available: {', '.join(splits)}")

@@ -1,0 +1,606 @@
+"""``siamese-train --task image-pairs``: Conv2D twins trained on image pairs (Koch et al. 2015).
+
+The data is ``fashion-mnist``, ``omniglot``, ``tfds:NAME`` or a folder of class sub-folders, read
+by :func:`siamese.datasets.images.load_image_dataset`. Each epoch draws fresh balanced pairs from
+the training images with :class:`siamese.pairs.PairSampler`: the draw depends only on the seed
+and the epoch, so a resumed run repeats it. Batches gather their images by index from one
+in-memory array (an epoch never holds a copy of every pair), and the optional affine
+distortions of :class:`siamese.augment.AffineAugment` are applied per batch, seeded by the
+batch's number.
+
+The default head is ``abs-diff`` with binary cross-entropy; ``--head euclidean --loss
+contrastive`` (and the other heads) work too, with the same rules as text pairs.
+
+Image size: native unless ``image_size`` is set, except Omniglot (105x105), which is resized to
+:data:`OMNIGLOT_SIZE` (28x28, as in most one-shot work since Vinyals et al. 2016) because the
+native size is slow on a CPU. Images of different sizes in a folder are an error unless
+``image_size`` is given.
+
+Final metrics (``metrics.json``, split → metric → value):
+
+- every split: verification on :data:`VERIFICATION_PAIRS` fixed balanced pairs (drawn with
+  seeds other than training's): accuracy and F1 at the threshold chosen on the dev pairs,
+  ROC-AUC and average precision;
+- a split of the training classes (Fashion-MNIST dev and test): k-NN accuracy (k = 1, 5) of its
+  tower embeddings against the training embeddings (``knn1_accuracy``, ``knn5_accuracy``);
+- a split of new classes (Omniglot's dev characters): 20-way one-shot trials built from it by
+  :func:`build_one_shot_runs`;
+- Omniglot ``test``: Lake et al.'s 20 official runs (400 trials of 20-way within-alphabet
+  one-shot classification), scored by the pair model's similarity (``one_shot_pair``) and by
+  the distance between tower embeddings (``one_shot_embedding``).
+
+One-shot trials are scored both ways, because the two can differ by many points.
+``neighbours.png`` shows a few test queries with their nearest neighbours by embedding.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from siamese import evaluation, metrics
+from siamese.augment import AffineAugment
+from siamese.datasets.images import LabelledImages, OneShotRun, load_image_dataset, read_omniglot_runs
+from siamese.datasets.text import BINARY
+from siamese.errors import ConfigError, DataError
+from siamese.io import atomic_save
+from siamese.models import build_siamese, embed, load_model, tower_of
+from siamese.pairs import Pairs, PairSampler, fixed_pairs
+from siamese.tasks.text_pairs import compile_model, monitored, resolve_defaults
+from siamese.towers import image_tower
+from siamese.training import RunConfig, RunDir, fit_epochs, plot_history
+
+logger = logging.getLogger(__name__)
+
+TASK = "image-pairs"
+#: Data names read as Omniglot, resized to :data:`OMNIGLOT_SIZE` unless ``image_size`` is set.
+OMNIGLOT_NAMES = ("omniglot", "tfds:omniglot")
+OMNIGLOT_SIZE = (28, 28)
+#: Fixed verification pairs per split.
+VERIFICATION_PAIRS = 4000
+KNN_K = (1, 5)
+N_WAY = 20
+#: One-shot runs built from a split of new classes (each holds ``N_WAY`` trials).
+BUILT_RUNS = 20
+#: A split's fixed pairs and built runs are drawn with seed ``10 * seed + this``, never training's seed.
+_EVAL_SEEDS = {"train": 1, "dev": 2, "test": 3}
+NEIGHBOUR_QUERIES = 8
+NEIGHBOURS = 5
+
+Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``(queries, exemplars) -> (n_queries, n_exemplars)`` similarities, higher = more alike."""
+
+
+@dataclass(eq=False)
+class ImageData:
+    """The splits of an image dataset, and Omniglot's official one-shot runs where they apply.
+
+    Attributes:
+        splits: ``train``, ``dev`` and maybe ``test`` images.
+        runs: Lake et al.'s 20 runs (the ``test`` of ``omniglot``), else ``None``.
+    """
+
+    splits: dict[str, LabelledImages]
+    runs: list[OneShotRun] | None = None
+
+    def names(self) -> list[str]:
+        """The splits that can be scored (``test`` also when it is only the one-shot runs)."""
+        extra = ["test"] if self.runs is not None and "test" not in self.splits else []
+        return [*self.splits, *extra]
+
+
+# --------------------------------------------------------------------------- data and pairs
+
+
+def resolve_image_size(config: RunConfig) -> RunConfig:
+    """Set Omniglot's default image size (:data:`OMNIGLOT_SIZE`) when none is given."""
+    if config.image.image_size is None and config.data in OMNIGLOT_NAMES:
+        config.image.image_size = OMNIGLOT_SIZE
+        logger.info("omniglot images resized to %dx%d (set image_size to change)", *OMNIGLOT_SIZE)
+    return config
+
+
+def load_data(config: RunConfig, data: str | None = None, *, size: Sequence[int] | None = None) -> ImageData:
+    """Read the run's dataset (or ``data``) as splits, with Omniglot's one-shot runs.
+
+    Args:
+        config: The run's settings (seed, dev fraction, image size).
+        data: Another dataset to read instead of ``config.data``.
+        size: ``(height, width)`` to resize to; default ``config.image.image_size``.
+
+    Raises:
+        DataError: A file is missing or bad (corrupt image, sizes differ, a class with fewer
+            than 2 images, a zip not in Omniglot's layout).
+        ConfigError: The dataset name or an option is not valid.
+    """
+    spec = data or config.data
+    size = size or config.image.image_size
+    splits = load_image_dataset(spec, size=size, seed=config.seed, dev_fraction=config.dev_fraction)
+    runs = None
+    if spec == "omniglot":
+        runs = read_omniglot_runs(size=splits["train"].images.shape[1:3])
+    return ImageData(splits, runs)
+
+
+def _eval_seed(config: RunConfig, split: str) -> int:
+    return config.seed * 10 + _EVAL_SEEDS.get(split, 4)
+
+
+def verification_pairs(images: LabelledImages, n_pairs: int, seed: int) -> Pairs:
+    """Fixed balanced pairs from the classes of ``images`` that hold at least 2 images.
+
+    Returns:
+        ``(index_a, index_b, label)`` into ``images`` (see :func:`siamese.pairs.fixed_pairs`).
+
+    Raises:
+        DataError: Fewer than 2 classes hold 2 or more images.
+    """
+    _, inverse, counts = np.unique(images.labels, return_inverse=True, return_counts=True)
+    usable = np.flatnonzero(counts[inverse.reshape(-1)] >= 2)
+    if len(np.unique(images.labels[usable])) < 2:
+        raise DataError(
+            f"{images.name}: verification pairs need at least 2 classes with 2 or more images each; "
+            "add images or raise dev_fraction"
+        )
+    index_a, index_b, labels = fixed_pairs(images.labels[usable], n_pairs, seed=seed)
+    return usable[index_a], usable[index_b], labels
+
+
+def pair_batches(
+    images: tf.Tensor,
+    pairs: Pairs,
+    batch_size: int,
+    *,
+    augment: AffineAugment | None = None,
+    first_step: int = 0,
+) -> tf.data.Dataset:
+    """Batches ``((images_a, images_b), labels)`` gathered by index from one image tensor.
+
+    Args:
+        images: All images, ``(n, H, W, C)`` (an array or a tensor), kept once in memory.
+        pairs: ``(index_a, index_b, label)`` into ``images``.
+        batch_size: Pairs per batch.
+        augment: Optional distortions; batch ``i`` uses steps ``2 * (first_step + i)`` (side a)
+            and ``2 * (first_step + i) + 1`` (side b), so the same batch is always distorted alike.
+        first_step: Number of the first batch (e.g. ``epoch * batches_per_epoch``).
+
+    Returns:
+        A ``tf.data.Dataset`` of float32 image batches in the pairs' order.
+    """
+    index_a, index_b, labels = pairs
+
+    def gather(step: tf.Tensor, batch: tuple[tf.Tensor, ...]) -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
+        a, b, y = batch
+        side_a = tf.cast(tf.gather(images, a), tf.float32)
+        side_b = tf.cast(tf.gather(images, b), tf.float32)
+        if augment is not None:
+            number = 2 * (tf.cast(step, tf.int64) + first_step)
+            side_a, side_b = augment(side_a, step=number), augment(side_b, step=number + 1)
+        return (side_a, side_b), y
+
+    dataset = tf.data.Dataset.from_tensor_slices((index_a, index_b, labels)).batch(batch_size)
+    return dataset.enumerate().map(gather, num_parallel_calls=2, deterministic=True).prefetch(2)
+
+
+# --------------------------------------------------------------------------- one-shot trials
+
+
+def build_one_shot_runs(
+    images: LabelledImages, *, n_way: int = N_WAY, n_runs: int = BUILT_RUNS, seed: int = 0
+) -> list[OneShotRun]:
+    """One-shot runs in the manner of Lake et al., built from labelled images of new classes.
+
+    Each run takes ``n_way`` classes (within one group, e.g. one alphabet, when some group holds
+    that many classes of 2+ images; otherwise from all such classes) and two different images
+    of each: one is the class's exemplar, the other a query. A run thus holds ``n_way`` trials.
+    ``n_way`` is lowered to the number of usable classes when there are fewer.
+
+    Args:
+        images: The images; classes with a single image are not used.
+        n_way: Candidates per trial.
+        n_runs: Number of runs.
+        seed: Seed of the draw.
+
+    Raises:
+        DataError: Fewer than 2 classes hold 2 or more images.
+    """
+    classes, counts = np.unique(images.labels, return_counts=True)
+    usable = classes[counts >= 2]
+    if len(usable) < 2:
+        raise DataError(f"{images.name}: one-shot trials need at least 2 classes with 2 or more images each")
+    way = min(n_way, len(usable))
+    pools = []
+    if images.groups is not None:
+        first = np.array([np.flatnonzero(images.labels == c)[0] for c in usable])
+        class_groups = images.groups[first]
+        pools = [usable[class_groups == g] for g in np.unique(class_groups)]
+        pools = [pool for pool in pools if len(pool) >= way]
+    if not pools:
+        logger.info("%s: no group holds %d classes; one-shot candidates span all classes", images.name, way)
+        pools = [usable]
+    rng = np.random.default_rng([seed, way])
+    runs = []
+    for number in range(n_runs):
+        chosen = rng.choice(pools[rng.integers(len(pools))], size=way, replace=False)
+        picks = np.array([rng.choice(np.flatnonzero(images.labels == c), 2, replace=False) for c in chosen])
+        order = rng.permutation(way)  # exemplar positions; query i belongs to class chosen[i]
+        runs.append(
+            OneShotRun(
+                name=f"{images.name}:run{number + 1:02d}",
+                exemplars=images.images[picks[order, 0]],
+                queries=images.images[picks[:, 1]],
+                answers=np.argsort(order).astype(np.int64),
+            )
+        )
+    return runs
+
+
+def pair_scorer(model: keras.Model, head: str) -> Scorer:
+    """Score trials by the pair model's output on (query, exemplar) (distances negated)."""
+
+    def score(queries: np.ndarray, exemplars: np.ndarray) -> np.ndarray:
+        n_queries, n_exemplars = len(queries), len(exemplars)
+        outputs = evaluation.pair_outputs(
+            model, np.repeat(queries, n_exemplars, axis=0), np.tile(exemplars, (n_queries, 1, 1, 1))
+        )
+        return evaluation.similarity(outputs, head).reshape(n_queries, n_exemplars)
+
+    return score
+
+
+def embedding_scorer(encode: Callable[[np.ndarray], np.ndarray]) -> Scorer:
+    """Score trials by minus the Euclidean distance between ``encode``'s vectors.
+
+    ``encode`` maps images ``(n, H, W, C)`` to vectors ``(n, d)``: a tower's
+    :func:`~siamese.models.embed`, or the raw pixels for the nearest-neighbour baseline.
+    """
+
+    def score(queries: np.ndarray, exemplars: np.ndarray) -> np.ndarray:
+        q = np.asarray(encode(queries), dtype=np.float64)
+        e = np.asarray(encode(exemplars), dtype=np.float64)
+        squared = (q * q).sum(1)[:, None] + (e * e).sum(1)[None, :] - 2.0 * q @ e.T
+        return -np.sqrt(np.maximum(squared, 0.0))
+
+    return score
+
+
+def one_shot_score(runs: Sequence[OneShotRun], scorer: Scorer) -> float:
+    """Accuracy over every trial of ``runs`` (ties share the credit; see ``one_shot_accuracy``)."""
+    similarity = np.concatenate([scorer(run.queries, run.exemplars) for run in runs])
+    return metrics.one_shot_accuracy(similarity, np.concatenate([run.answers for run in runs]))
+
+
+def one_shot_figures(model: keras.Model, runs: Sequence[OneShotRun], head: str) -> dict[str, float]:
+    """One-shot accuracy scored by the pair model and by tower-embedding distance."""
+    tower = tower_of(model)
+    return {
+        "one_shot_pair": one_shot_score(runs, pair_scorer(model, head)),
+        "one_shot_embedding": one_shot_score(runs, embedding_scorer(lambda x: embed(tower, x))),
+        "one_shot_trials": int(sum(len(run.answers) for run in runs)),
+        "one_shot_way": int(len(runs[0].exemplars)),
+    }
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def build_model(config: RunConfig, input_shape: Sequence[int]) -> keras.Model:
+    """A fresh, compiled pair model on an image tower of the run's settings.
+
+    Every initial weight, the head's included, is a function of ``config.seed``.
+    """
+    options = config.image
+    keras.utils.set_random_seed(config.seed)
+    try:
+        tower = image_tower(
+            tuple(int(v) for v in input_shape),
+            filters=options.filters,
+            embedding_dim=options.embedding_dim,
+            global_pooling=options.global_pooling,
+            batch_norm=options.batch_norm,
+            convs_per_block=options.convs_per_block,
+            dropout=options.dropout,
+            seed=config.seed,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"image tower: {exc}") from None
+    if config.head_hidden_units and config.head != "concat":
+        raise ConfigError("--head-hidden applies to the concat head only")
+    head_options = {"hidden_units": config.head_hidden_units} if config.head == "concat" else {}
+    model = build_siamese(tower, config.head, **head_options)
+    compile_model(model, config)
+    return model
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+class _Embeddings:
+    """Tower embeddings of whole splits, computed once."""
+
+    def __init__(self, tower: keras.Model, splits: dict[str, LabelledImages]) -> None:
+        self.tower, self.splits, self.done = tower, splits, {}
+
+    def __call__(self, name: str) -> np.ndarray:
+        if name not in self.done:
+            self.done[name] = embed(self.tower, self.splits[name].images)
+        return self.done[name]
+
+
+def _shares_train_classes(data: ImageData, name: str) -> bool:
+    return data.splits[name].class_names == data.splits["train"].class_names
+
+
+def _class_figures(
+    model: keras.Model, data: ImageData, config: RunConfig, name: str, embeddings: _Embeddings
+) -> dict[str, float]:
+    """k-NN accuracy against train (same classes), or built one-shot trials (new classes)."""
+    split = data.splits[name]
+    if not _shares_train_classes(data, name):
+        runs = build_one_shot_runs(split, seed=_eval_seed(config, name))
+        return one_shot_figures(model, runs, config.head)
+    reference = data.splits["train"]
+    return {
+        f"knn{k}_accuracy": metrics.knn_accuracy(
+            embeddings(name), split.labels, embeddings("train"), reference.labels, k=k
+        )
+        for k in KNN_K
+        if k <= len(reference)
+    }
+
+
+def score_splits(
+    model: keras.Model,
+    data: ImageData,
+    config: RunConfig,
+    *,
+    names: Sequence[str] | None = None,
+    embeddings: _Embeddings | None = None,
+) -> dict[str, dict[str, float]]:
+    """The final metrics of the splits ``names`` (default: all); see the module docstring.
+
+    The verification threshold is chosen on the dev pairs (train's where there is no dev).
+    """
+    names = list(names or data.names())
+    embeddings = embeddings or _Embeddings(tower_of(model), data.splits)
+    reference = "dev" if "dev" in data.splits else "train"
+    scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in dict.fromkeys([reference, *names]):
+        if name in data.splits:
+            images = data.splits[name].images
+            index_a, index_b, labels = verification_pairs(
+                data.splits[name], VERIFICATION_PAIRS, _eval_seed(config, name)
+            )
+            outputs = evaluation.pair_outputs(model, images[index_a], images[index_b])
+            scored[name] = (evaluation.similarity(outputs, config.head), labels)
+    threshold = evaluation.choose_threshold(*scored[reference])
+    result: dict[str, dict[str, float]] = {}
+    for name in names:
+        figures: dict[str, float] = {}
+        if name in scored:
+            figures.update(evaluation.binary_metrics(*scored[name], threshold))
+        if name in data.splits and name != "train":
+            figures.update(_class_figures(model, data, config, name, embeddings))
+        if name == "test" and data.runs is not None:
+            figures.update(one_shot_figures(model, data.runs, config.head))
+        result[name] = figures
+    return result
+
+
+# --------------------------------------------------------------------------- neighbours.png
+
+NeighbourRow = tuple[np.ndarray, str, list[tuple[np.ndarray, bool]]]
+"""A query image, its caption, and its nearest images each with "same class?"."""
+
+
+def _rows_from_runs(runs: Sequence[OneShotRun], tower: keras.Model, k: int) -> list[NeighbourRow]:
+    rows = []
+    for run in runs[:NEIGHBOUR_QUERIES]:
+        similarity = embedding_scorer(lambda x: embed(tower, x))(run.queries[:1], run.exemplars)[0]
+        nearest = np.argsort(-similarity, kind="stable")[:k]
+        found = [(run.exemplars[j], bool(j == run.answers[0])) for j in nearest]
+        rows.append((run.queries[0], run.name, found))
+    return rows
+
+
+def neighbour_rows(
+    model: keras.Model,
+    data: ImageData,
+    config: RunConfig,
+    *,
+    k: int = NEIGHBOURS,
+    embeddings: _Embeddings | None = None,
+) -> list[NeighbourRow]:
+    """A few test queries (dev where there is no test) with their ``k`` nearest images.
+
+    The neighbours are found by tower-embedding distance: among the training images for a
+    split of the training classes, among a one-shot run's exemplars otherwise (Omniglot).
+    """
+    tower = tower_of(model)
+    if data.runs is not None:
+        return _rows_from_runs(data.runs, tower, k)
+    name = "test" if "test" in data.splits else "dev"
+    split = data.splits[name]
+    if not _shares_train_classes(data, name):
+        return _rows_from_runs(build_one_shot_runs(split, seed=_eval_seed(config, name)), tower, k)
+    embeddings = embeddings or _Embeddings(tower, data.splits)
+    train = data.splits["train"]
+    rng = np.random.default_rng([config.seed, 8])
+    classes = rng.permutation(np.unique(split.labels))[:NEIGHBOUR_QUERIES]
+    queries = np.array([rng.choice(np.flatnonzero(split.labels == c)) for c in classes])
+    refs = embeddings("train").astype(np.float64)
+    found = embeddings(name)[queries].astype(np.float64)
+    nearest = metrics._nearest(found, refs, np.einsum("ij,ij->i", refs, refs), min(k, len(refs)))
+    return [
+        (
+            split.images[q],
+            split.class_names[split.labels[q]],
+            [(train.images[j], bool(train.labels[j] == split.labels[q])) for j in row],
+        )
+        for q, row in zip(queries, nearest, strict=True)
+    ]
+
+
+def plot_neighbours(rows: Sequence[NeighbourRow], path: str | os.PathLike[str]) -> bool:
+    """Save a grid: each query, then its neighbours framed green (same class) or red.
+
+    Returns:
+        False (with a log line) when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.info("matplotlib is not installed: no neighbours.png (pip install 'siamese[plot]')")
+        return False
+    columns = 1 + max(len(found) for _, _, found in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.4 * columns, 1.5 * len(rows)), squeeze=False)
+    for r, (query, caption, found) in enumerate(rows):
+        cells = [(query, "#404040")] + [(image, "#1a9641" if same else "#d7191c") for image, same in found]
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(cells):
+                ax.axis("off")
+                continue
+            image, colour = cells[c]
+            shown = image[:, :, 0] if image.shape[-1] == 1 else image
+            ax.imshow(shown, cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=255)
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(1.5 if c == 0 else 4)
+        axes[r][0].set_ylabel(caption, fontsize=7, rotation=0, ha="right", va="center")
+    axes[0][0].set_title("query", fontsize=8)
+    for c in range(1, columns):
+        axes[0][c].set_title(f"#{c}", fontsize=8)
+    fig.suptitle("nearest by tower embedding (green: same class, red: other)", fontsize=9)
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+    return True
+
+
+# --------------------------------------------------------------------------- train / evaluate
+
+
+def train(
+    config: RunConfig, out: str | os.PathLike[str], *, resume: bool = False, verbose: Any = "auto"
+) -> dict:
+    """Train an image tower on pairs and write the run folder (plus ``neighbours.png``).
+
+    The data is read (and every option checked) before the run folder is created, so a bad
+    input leaves no folder behind.
+
+    Args:
+        config: The run's settings (``task`` must be ``image-pairs``).
+        out: The run folder.
+        resume: Continue the run in ``out`` from its last checkpoint.
+        verbose: Keras's progress display (``"auto"``, 0, 1 or 2).
+
+    Returns:
+        The metrics written to ``metrics.json``: split → metric → value.
+
+    Raises:
+        DataError: The data is missing or bad.
+        ConfigError: An option is not valid, or the run folder cannot be used.
+    """
+    run = RunDir(out)
+    if resume:
+        config = run.reopen(config)
+    if config.task != TASK:
+        raise ConfigError(f"image_pairs.train runs the {TASK} task, not {config.task}")
+    config = resolve_image_size(config)
+    data = load_data(config)
+    config = resolve_defaults(config, BINARY)
+    train_set, dev_set = data.splits["train"], data.splits["dev"]
+    hard = config.image.hard_negative_fraction
+    sampler = PairSampler(
+        train_set.labels,
+        pairs_per_epoch=config.image.pairs_per_epoch,
+        groups=train_set.groups if hard else None,
+        hard_negative_fraction=hard,
+        seed=config.seed,
+    )
+    dev_pairs = verification_pairs(dev_set, VERIFICATION_PAIRS, _eval_seed(config, "dev"))
+    checkpoint = run.load_checkpoint() if resume else None
+    if checkpoint is not None:
+        model, state = checkpoint
+        logger.info("resuming %s after epoch %d", run.path, state["epoch"])
+    else:
+        model, state = build_model(config, train_set.images.shape[1:]), None
+    if not resume:
+        run.prepare(config, resume=False)
+    logger.info(
+        "image pairs %s: train %d images (%d classes), dev %d; %d pairs per epoch; head %s, loss %s",
+        config.data,
+        len(train_set),
+        len(np.unique(train_set.labels)),
+        len(dev_set),
+        sampler.pairs_per_epoch,
+        config.head,
+        config.loss,
+    )
+    images = tf.constant(train_set.images)
+    augment = AffineAugment(seed=config.seed) if config.image.augment else None
+    batches_per_epoch = math.ceil(sampler.pairs_per_epoch / config.batch_size)
+
+    def epoch_data(epoch: int) -> tuple[tf.data.Dataset, None]:
+        batches = pair_batches(
+            images,
+            sampler.epoch(epoch),
+            config.batch_size,
+            augment=augment,
+            first_step=epoch * batches_per_epoch,
+        )
+        return batches, None
+
+    monitor, mode, shown = monitored(config)
+    history = fit_epochs(
+        model,
+        epoch_data,
+        pair_batches(tf.constant(dev_set.images), dev_pairs, config.batch_size),
+        run,
+        config,
+        monitor=monitor,
+        mode=mode,
+        state=state,
+        verbose=verbose,
+    )
+    embeddings = _Embeddings(tower_of(model), data.splits)
+    metrics_ = score_splits(model, data, config, embeddings=embeddings)
+    plot_history(history, run.path / "history.png", metric=shown)
+    plot_neighbours(neighbour_rows(model, data, config, embeddings=embeddings), run.path / "neighbours.png")
+    run.finish(model, tower_of(model), metrics_)
+    return metrics_
+
+
+def evaluate(run_dir: str | os.PathLike[str], *, data: str | None = None, split: str = "test") -> dict:
+    """Evaluate a finished image-pairs run on a split of its own data (or of ``data``).
+
+    ``data`` is read at the size the tower takes. For Omniglot, ``test`` is the 20 official
+    one-shot runs.
+
+    Returns:
+        ``{split: {metric: value}}``, as in ``metrics.json``.
+
+    Raises:
+        ConfigError: The folder is not a finished image-pairs run, or the split does not exist.
+        DataError: The data is missing or bad.
+    """
+    run = RunDir(run_dir)
+    config = run.finished_config(TASK)
+    model = load_model(run.model)
+    loaded = load_data(config, data, size=tuple(tower_of(model).inputs[0].shape[1:3]))
+    if split not in loaded.names():
+        raise ConfigError(f"split {split!r} does not exist here; available: {', '.join(loaded.names())}")
+    return {split: score_splits(model, loaded, config, names=[split])[split]}
