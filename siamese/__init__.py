@@ -28,8 +28,22 @@ from siamese.models import build_siamese, embed, load_model, load_tower, tower_o
 from siamese.towers import categorical_tower, image_tower, text_tower  # noqa: E402
 from siamese.vectors import WordVectors, load_word_vectors  # noqa: E402
 
+_INDEX_NAMES = ("Hit", "Index", "recall_at_k")
+
+
+def __getattr__(name: str) -> object:
+    """``siamese.Index`` and friends, imported on first use (FAISS loads only when needed)."""
+    if name in _INDEX_NAMES:
+        from siamese import index
+
+        return getattr(index, name)
+    raise AttributeError(f"module 'siamese' has no attribute {name!r}")
+
+
 __all__ = [
     "ConfigError",
+    "Hit",
+    "Index",
     "DataError",
     "DatasetNotFoundError",
     "IndexFileError",
@@ -45,6 +59,7 @@ __all__ = [
     "load_tower",
     "load_word_vectors",
     "losses",
+    "recall_at_k",
     "text_tower",
     "tower_of",
 ]

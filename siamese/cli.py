@@ -198,6 +198,11 @@ Examples:
 @click.option("--augment", is_flag=True, help="Images: small random affine distortions (Koch et al.).")
 @click.option("--batch-norm", is_flag=True, help="Images: batch normalisation after each convolution.")
 @click.option(
+    "--rotated-classes",
+    is_flag=True,
+    help="Images: add each training image's 90/180/270-degree turns as new classes.",
+)
+@click.option(
     "--model",
     "bb_model",
     type=click.Choice(["team-strength", "three-input", "stacked", "two-output", "regressor-classifier"]),
@@ -301,6 +306,7 @@ def _image_options(options_class: type, options: dict[str, Any]) -> Any:
         hard_negative_fraction=options["hard_negatives"],
         augment=options["augment"],
         batch_norm=options["batch_norm"],
+        rotated_classes=options["rotated_classes"],
     )
 
 

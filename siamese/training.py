@@ -80,6 +80,8 @@ class ImageOptions:
     pairs_per_epoch: int | None = None
     hard_negative_fraction: float = 0.0
     augment: bool = False
+    # Add each training image's 90/180/270-degree rotations as new classes (square images).
+    rotated_classes: bool = False
     global_pooling: str = "flatten"
     batch_norm: bool = False
     convs_per_block: int = 1

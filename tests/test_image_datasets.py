@@ -24,6 +24,7 @@ from siamese.datasets.images import (
     read_omniglot_runs,
     resize_images,
     stratified_split,
+    with_rotated_classes,
 )
 from siamese.errors import ConfigError, DataError
 
@@ -508,6 +509,23 @@ def test_class_split_relabels():
     assert dev.group_names == ["g0", "g1"]
     with pytest.raises(DataError, match="at least 2 classes"):
         class_split(toy((5,)), dev_fraction=0.5)
+
+
+def test_rotated_classes_are_new_classes_in_new_groups():
+    base = toy((2, 3))
+    base.images = np.arange(len(base) * 4, dtype=np.uint8).reshape(-1, 2, 2, 1)
+    rotated = with_rotated_classes(base)
+    assert len(rotated) == 4 * len(base) and rotated.num_classes == 8
+    np.testing.assert_array_equal(rotated.labels[5:10], base.labels + 2)
+    np.testing.assert_array_equal(rotated.images[5], np.rot90(base.images[0], 1))
+    np.testing.assert_array_equal(rotated.images[10], base.images[0][::-1, ::-1])
+    assert rotated.class_names[:3] == ["c0", "c1", "c0@90"] and rotated.class_names[-1] == "c1@270"
+    np.testing.assert_array_equal(rotated.groups[5:10], base.groups + 2)
+    assert rotated.group_names[2] == "g0@90"
+    wide = toy((2, 2))
+    wide.images = np.zeros((4, 2, 3, 1), np.uint8)
+    with pytest.raises(ConfigError, match="square"):
+        with_rotated_classes(wide)
 
 
 def test_resize_images():

@@ -308,11 +308,13 @@ def test_cli_trains_and_evaluates_an_image_folder(tmp_path):
     out = tmp_path / "run"
     args = ["--task", "image-pairs", "--data", str(data), "--epochs", "1", "--batch-size", "16"]
     args += ["--filters", "4,8", "--embedding-dim", "8", "--pairs-per-epoch", "64", "--out", str(out)]
+    args += ["--rotated-classes", "--augment"]
     result = _cli("train", args)
     assert result.exit_code == 0, result.output
     assert "knn1_accuracy" in result.output and (out / "neighbours.png").is_file()
     config = json.loads((out / "config.json").read_text())["image"]
     assert config["filters"] == [4, 8] and config["embedding_dim"] == 8 and config["pairs_per_epoch"] == 64
+    assert config["rotated_classes"] and config["augment"]
     evaluated = _cli("evaluate", ["--run", str(out), "--split", "dev"])
     assert evaluated.exit_code == 0, evaluated.output
     saved = json.loads((out / "metrics.json").read_text())["dev"]
@@ -325,6 +327,7 @@ def test_cli_trains_and_evaluates_an_image_folder(tmp_path):
         (["--image-size", "big"], ["--image-size", "HxW"]),
         (["--filters", "4,x"], ["--filters", "integers"]),
         (["--filters", "4,0"], ["--filters", "at least one"]),
+        (["--hard-negatives", "0.5"], ["--hard-negatives", "groups"]),
     ],
 )
 def test_cli_bad_image_options_are_one_line_exit_2(tmp_path, extra, words):
@@ -355,3 +358,21 @@ def test_cli_eval_refuses_a_basketball_run(tmp_path):
     (run / "config.json").write_text(json.dumps(RunConfig(task="basketball", data="real").to_dict()))
     result = _cli("evaluate", ["--run", str(run)])
     assert result.exit_code == 2 and "basketball" in result.output
+
+
+def test_index_from_an_image_run_answers_an_image_query(tmp_path):
+    data = _folder(tmp_path / "shapes")
+    out = tmp_path / "run"
+    image_pairs.train(_config(data), out, verbose=0)
+    index_dir = tmp_path / "idx"
+    built = _cli("index", ["build", "--run", str(out), "--input", str(data), "--out", str(index_dir)])
+    assert built.exit_code == 0, built.output
+    query = data / "class2" / "07.png"
+    found = _cli("index", ["query", "--index", str(index_dir), "--image", str(query), "-k", "3", "--json"])
+    assert found.exit_code == 0, found.output
+    hits = json.loads(found.output)
+    assert len(hits) == 3 and hits[0]["payload"] == str(query)  # an indexed image is its own top hit
+    assert hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    loaded = siamese.Index.load(index_dir)
+    (top,) = loaded.search([str(query)], k=1)
+    assert top[0].payload == str(query)

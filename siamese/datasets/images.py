@@ -164,6 +164,38 @@ class LabelledImages:
         )
 
 
+def with_rotated_classes(images: LabelledImages) -> LabelledImages:
+    """``images`` plus their 90°, 180° and 270° rotations, each rotation a class of its own.
+
+    Four times the classes for a one-shot learner (the trick of Vinyals et al. 2016 for
+    Omniglot): a rotated character is a new character. Each rotation of a group is a new
+    group too, so hard negatives stay within one alphabet at one angle.
+
+    Raises:
+        ConfigError: The images are not square.
+    """
+    height, width = images.images.shape[1:3]
+    if height != width:
+        raise ConfigError(f"{images.name}: rotated classes need square images, not {height}x{width}")
+    angles = range(4)
+
+    def renamed(names: list[str]) -> list[str]:
+        return [f"{name}@{90 * k}" if k else name for k in angles for name in names]
+
+    groups, group_names = None, None
+    if images.groups is not None and images.group_names is not None:
+        groups = np.concatenate([images.groups + k * len(images.group_names) for k in angles])
+        group_names = renamed(images.group_names)
+    return LabelledImages(
+        images=np.concatenate([np.rot90(images.images, k, axes=(1, 2)) for k in angles]),
+        labels=np.concatenate([images.labels + k * images.num_classes for k in angles]),
+        class_names=renamed(images.class_names),
+        groups=groups,
+        group_names=group_names,
+        name=f"{images.name}+rotations",
+    )
+
+
 @dataclass(eq=False)
 class OneShotRun:
     """One 20-way one-shot trial set of Lake et al.'s Omniglot benchmark.

@@ -48,7 +48,13 @@ import tensorflow as tf
 
 from siamese import evaluation, metrics
 from siamese.augment import AffineAugment
-from siamese.datasets.images import LabelledImages, OneShotRun, load_image_dataset, read_omniglot_runs
+from siamese.datasets.images import (
+    LabelledImages,
+    OneShotRun,
+    load_image_dataset,
+    read_omniglot_runs,
+    with_rotated_classes,
+)
 from siamese.datasets.text import BINARY
 from siamese.errors import ConfigError, DataError
 from siamese.io import atomic_save
@@ -523,7 +529,13 @@ def train(
     data = load_data(config)
     config = resolve_defaults(config, BINARY)
     train_set, dev_set = data.splits["train"], data.splits["dev"]
+    if config.image.rotated_classes:
+        train_set = with_rotated_classes(train_set)
     hard = config.image.hard_negative_fraction
+    if hard and train_set.groups is None:
+        raise ConfigError(
+            f"--hard-negatives needs groups of classes (as Omniglot's alphabets); {config.data} has none"
+        )
     sampler = PairSampler(
         train_set.labels,
         pairs_per_epoch=config.image.pairs_per_epoch,
