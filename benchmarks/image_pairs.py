@@ -11,7 +11,8 @@ training size. Fashion-MNIST: twins trained on the 54,000-image train carve (6,0
 dev), scored by 1-NN / 5-NN accuracy of test embeddings against the train embeddings and by
 verification accuracy on 4,000 fixed test pairs (threshold chosen on dev pairs); the raw-pixel
 1-NN baseline is computed on the same images. Settings were chosen on dev only (see
-SETTINGS below). Writes ``benchmarks/results/image_pairs.md``.
+SETTINGS below). Writes ``benchmarks/results/image_pairs.md`` and each run's
+``neighbours.png`` as ``benchmarks/results/neighbours-{omniglot,fashion-mnist}.png``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -30,7 +32,7 @@ import numpy as np
 import siamese  # noqa: F401  (quiet TensorFlow start-up)
 from siamese import metrics
 from siamese.datasets.images import load_image_dataset, read_omniglot_runs
-from siamese.io import atomic_write_text
+from siamese.io import atomic_save, atomic_write_text
 from siamese.tasks import image_pairs
 from siamese.training import ImageOptions, RunConfig
 
@@ -122,6 +124,8 @@ def run_cell(name: str, seed: int, folder: Path) -> dict:
     began = time.perf_counter()
     result = image_pairs.train(config, out, verbose=0)
     seconds = time.perf_counter() - began
+    picture = RESULTS.parent / f"neighbours-{name}.png"
+    atomic_save(picture, lambda tmp: shutil.copyfile(out / "neighbours.png", tmp))
     history = json.loads((out / "history.json").read_text())
     config = RunConfig.from_dict(json.loads((out / "config.json").read_text()))
     epochs = len(history["loss"])

@@ -16,6 +16,7 @@ from siamese.datasets.images import (
     FASHION_MNIST_CLASSES,
     LabelledImages,
     class_split,
+    group_split,
     load_image_dataset,
     read_fashion_mnist,
     read_idx,
@@ -306,14 +307,16 @@ def test_omniglot_background_real():
         assert data.class_names[label].split("/")[0] == data.group_names[groups[0]]
 
 
-def test_load_omniglot_class_split():
+def test_load_omniglot_alphabet_split():
     real_data_dir()
     data = load_image_dataset("omniglot", size=(28, 28), seed=1)
     assert set(data) == {"train", "dev"}
     train, dev = data["train"], data["dev"]
-    assert train.num_classes == 218 and dev.num_classes == 24
-    assert len(train) + len(dev) == 4840 and len(dev) == 24 * 20
+    assert train.num_classes == 216 and dev.num_classes == 26  # Latin, a whole alphabet
+    assert len(train) + len(dev) == 4840 and len(dev) == 26 * 20
     assert not set(train.class_names) & set(dev.class_names)
+    assert {dev.group_names[g] for g in dev.groups} == {"Latin"}
+    assert "Latin" not in {train.group_names[g] for g in train.groups}
     assert train.images.shape[1:] == (28, 28, 1)
     again = load_image_dataset("omniglot", size=(28, 28), seed=1)["dev"]
     assert again.class_names == dev.class_names
@@ -509,6 +512,27 @@ def test_class_split_relabels():
     assert dev.group_names == ["g0", "g1"]
     with pytest.raises(DataError, match="at least 2 classes"):
         class_split(toy((5,)), dev_fraction=0.5)
+
+
+def test_group_split_holds_out_whole_groups():
+    labels = np.repeat(np.arange(12), 2).astype(np.int64)
+    groups = labels // 4  # three groups of four classes
+    data = LabelledImages(
+        np.zeros((24, 1, 1, 1), np.uint8), labels, [f"c{i}" for i in range(12)], groups, ["a", "b", "c"], "t"
+    )
+    for seed in range(5):
+        train, dev = group_split(data, dev_fraction=0.1, seed=seed)
+        dev_groups = {dev.group_names[g] for g in dev.groups}
+        train_groups = {train.group_names[g] for g in train.groups}
+        assert len(dev_groups) == 1 and not dev_groups & train_groups
+        assert dev.num_classes == 4 and train.num_classes == 8
+    train, dev = group_split(data, dev_fraction=0.5, seed=0)  # 6 classes asked: two groups
+    assert dev.num_classes == 8 and train.num_classes == 4
+    train, dev = group_split(data, dev_fraction=0.99, seed=0)  # one group always stays in train
+    assert train.num_classes == 4
+    flat = LabelledImages(data.images, labels, data.class_names, None, None, "t")
+    train, dev = group_split(flat, dev_fraction=0.25, seed=0)  # no groups: split by class
+    assert dev.num_classes == 3 and train.num_classes == 9
 
 
 def test_rotated_classes_are_new_classes_in_new_groups():

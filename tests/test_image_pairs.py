@@ -289,7 +289,7 @@ def test_real_omniglot_reports_the_official_20_way_figure(tmp_path, data_dir):
     assert test["one_shot_trials"] == 400 and test["one_shot_way"] == 20
     assert test["one_shot_embedding"] > 0.1  # chance is 0.05
     assert 0.0 <= test["one_shot_pair"] <= 1.0
-    assert metrics["dev"]["one_shot_trials"] == 400  # built from the 24 dev characters
+    assert metrics["dev"]["one_shot_trials"] == 400  # built from the dev alphabet's 24 characters
     again = image_pairs.evaluate(out)
     assert again["test"]["one_shot_pair"] == pytest.approx(test["one_shot_pair"], abs=1e-6)
     assert again["test"]["one_shot_embedding"] == pytest.approx(test["one_shot_embedding"], abs=1e-6)

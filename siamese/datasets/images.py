@@ -6,8 +6,9 @@ Pillow, straight out of the staged ``.gz`` and ``.zip`` files (nothing is extrac
 
 :func:`load_image_dataset` turns a dataset name (``"fashion-mnist"``, ``"omniglot"``,
 ``"tfds:<name>"``) or a folder path into seeded ``train``/``dev`` (and, where there is one,
-``test``) splits. Omniglot is split by character, so that the dev characters are never seen
-in training; the other datasets are split per class (stratified).
+``test``) splits. Omniglot is split by alphabet, so that dev holds whole alphabets never seen
+in training, as the official one-shot test does; the other datasets are split per class
+(stratified).
 """
 
 from __future__ import annotations
@@ -773,6 +774,38 @@ def class_split(
     )
 
 
+def group_split(
+    data: LabelledImages, *, dev_fraction: float = 0.1, seed: int = 0
+) -> tuple[LabelledImages, LabelledImages]:
+    """Split images into train/dev by group: dev holds whole groups (Omniglot: alphabets).
+
+    Groups are taken in a seeded random order until dev holds at least
+    ``round(k * dev_fraction)`` of the ``k`` classes; at least one group stays in train. Dev
+    then poses the official one-shot test's question, new characters of an alphabet never
+    seen in training. Without groups (or with only one), this is :func:`class_split`.
+
+    Raises:
+        DataError: fewer than 2 classes.
+    """
+    fraction = _check_fraction(dev_fraction)
+    if data.groups is None or len(np.unique(data.groups)) < 2:
+        return class_split(data, dev_fraction=fraction, seed=seed)
+    present = np.unique(data.labels)
+    wanted = max(int(round(len(present) * fraction)), 1)
+    class_group = {int(c): int(g) for c, g in zip(data.labels, data.groups, strict=True)}
+    order = np.random.default_rng(seed).permutation(np.unique(data.groups))
+    dev_groups: list[int] = []
+    for group in order[:-1]:
+        dev_groups.append(int(group))
+        if sum(class_group[int(c)] in dev_groups for c in present) >= wanted:
+            break
+    in_dev = np.isin(data.groups, dev_groups)
+    return (
+        data.subset(np.flatnonzero(~in_dev), name=f"{data.name}:train", relabel=True),
+        data.subset(np.flatnonzero(in_dev), name=f"{data.name}:dev", relabel=True),
+    )
+
+
 def _resized(data: LabelledImages, size: Size | None) -> LabelledImages:
     if size is None or data.images.shape[1:3] == size:
         return data
@@ -797,11 +830,12 @@ def load_image_dataset(
 
     - ``"fashion-mnist"``: train 54,000 / dev 6,000 (a seeded stratified carve of the
       60,000 training images) / test 10,000.
-    - ``"omniglot"``: the de-duplicated background characters split by character into
-      train/dev. Its test set is the 20 one-shot runs: see :func:`read_omniglot_runs`.
+    - ``"omniglot"``: the de-duplicated background characters split by alphabet into
+      train/dev (:func:`group_split`). Its test set is the 20 one-shot runs: see
+      :func:`read_omniglot_runs`.
     - ``"tfds:fashion_mnist"``, ``"tfds:mnist"``: tensorflow-datasets' ``train`` split carved
       (stratified) into train/dev, and its ``test`` split.
-    - ``"tfds:omniglot"``: tfds' ``train`` split (background alphabets) split by character
+    - ``"tfds:omniglot"``: tfds' ``train`` split (background alphabets) split by alphabet
       into train/dev, and its ``test`` split (evaluation alphabets), in 1 channel.
     - a folder path: :func:`read_image_folder`, split per class (stratified) into train/dev.
 
@@ -809,7 +843,8 @@ def load_image_dataset(
         spec: A dataset name (see above) or a folder path.
         size: Optional ``(height, width)`` to resize every image to.
         seed: Seed of the train/dev carve.
-        dev_fraction: Share of the images (or, for Omniglot, of the characters) put in dev.
+        dev_fraction: Share of the images (or, for Omniglot, at least that share of the
+            characters, in whole alphabets) put in dev.
 
     Raises:
         ConfigError: ``spec`` is neither a known name nor an existing path, or an option is
@@ -824,7 +859,7 @@ def load_image_dataset(
         )
         return {"train": train, "dev": dev, "test": _resized(read_fashion_mnist("test"), target)}
     if spec == "omniglot":
-        train, dev = class_split(read_omniglot_background(size=target), dev_fraction=dev_fraction, seed=seed)
+        train, dev = group_split(read_omniglot_background(size=target), dev_fraction=dev_fraction, seed=seed)
         return {"train": train, "dev": dev}
     if spec.startswith("tfds:"):
         name = spec[len("tfds:") :]
@@ -835,7 +870,7 @@ def load_image_dataset(
             )
         from siamese.datasets.tfds_images import load_tfds_images
 
-        split = class_split if name == "omniglot" else stratified_split
+        split = group_split if name == "omniglot" else stratified_split
         train, dev = split(load_tfds_images(name, "train", size=target), dev_fraction=dev_fraction, seed=seed)
         return {"train": train, "dev": dev, "test": load_tfds_images(name, "test", size=target)}
     if Path(spec).expanduser().exists():

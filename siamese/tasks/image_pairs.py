@@ -23,8 +23,8 @@ Final metrics (``metrics.json``, split → metric → value):
   ROC-AUC and average precision;
 - a split of the training classes (Fashion-MNIST dev and test): k-NN accuracy (k = 1, 5) of its
   tower embeddings against the training embeddings (``knn1_accuracy``, ``knn5_accuracy``);
-- a split of new classes (Omniglot's dev characters): 20-way one-shot trials built from it by
-  :func:`build_one_shot_runs`;
+- a split of new classes (Omniglot's dev alphabet): 20-way within-alphabet one-shot trials
+  built from it by :func:`build_one_shot_runs`;
 - Omniglot ``test``: Lake et al.'s 20 official runs (400 trials of 20-way within-alphabet
   one-shot classification), scored by the pair model's similarity (``one_shot_pair``) and by
   the distance between tower embeddings (``one_shot_embedding``).
