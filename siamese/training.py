@@ -4,7 +4,8 @@ A run folder holds::
 
     config.json      every setting of the run (RunConfig), enough to repeat it
     history.json     loss and metrics per epoch, train and dev
-    checkpoints/     state.json (the resume point) + the model of the last completed epoch
+    checkpoints/     state.json (the resume point; also each epoch's seconds in ``fit``)
+                     + the model of the last completed epoch
                      + best.weights.h5 (the best epoch on dev, restored at the end)
     model.keras      the whole pair model        ┐ written at the end; metrics.json last,
     tower.keras      the encoder alone           │ so a folder without metrics.json is an
@@ -384,6 +385,7 @@ def fit_epochs(
         else:
             state["wait"] += 1
         state.update(epoch=epoch + 1, history=history)
+        state["seconds"] = [*state.get("seconds", []), round(last_epoch_seconds, 3)]
         run.save_checkpoint(model, state)
         atomic_write_json(run.history, history)
         if config.patience and state["wait"] >= config.patience:
