@@ -65,6 +65,10 @@ class TextOptions:
     text_b_col: str = "sentence2"
     label_col: str = "label"
     sep: str | None = None
+    # Training batches: pairs of similar length are batched together within pools of this
+    # many batches, and each batch is cut to its longest sentence (0: batches in shuffled
+    # order, still cut). See siamese.fused.
+    bucket_pool: int = 16
 
 
 @dataclass
@@ -308,6 +312,7 @@ def fit_epochs(
     monitor: str,
     mode: str,
     state: dict[str, Any] | None = None,
+    trainer: keras.Model | None = None,
     verbose: int | str = "auto",
 ) -> dict[str, list[float]]:
     """Train epoch by epoch with a checkpoint after each, early stopping on dev, and resume.
@@ -323,6 +328,9 @@ def fit_epochs(
         monitor: History key watched for early stopping, e.g. ``"val_pearson"``.
         mode: ``"max"`` or ``"min"``.
         state: The loop state read from the checkpoint, when resuming.
+        trainer: A compiled model that shares ``model``'s weights and optimizer and is fitted
+            in its place (e.g. :func:`siamese.fused.fused_trainer`); ``model`` is still what
+            is checkpointed, so its optimizer must be the trainer's.
         verbose: Passed to ``model.fit`` (``"auto"`` shows a progress bar).
 
     Returns:
@@ -351,7 +359,7 @@ def fit_epochs(
         keras.utils.set_random_seed(config.seed * 100_003 + epoch)
         x, y = epoch_data(epoch)
         try:
-            fitted = model.fit(
+            fitted = (trainer or model).fit(
                 x,
                 y,
                 batch_size=config.batch_size,

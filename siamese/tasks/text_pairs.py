@@ -15,8 +15,9 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from siamese import evaluation, heads, losses
+from siamese import evaluation, fused, heads, losses
 from siamese.datasets.text import BINARY, GRADED, TextPairs, load_text_dataset
 from siamese.errors import ConfigError
 from siamese.keras_metrics import PearsonCorrelation
@@ -107,8 +108,8 @@ def build_model(config: RunConfig, train: TextPairs, word_vectors: Any = None) -
     return model
 
 
-def compile_model(model: keras.Model, config: RunConfig) -> None:
-    """Compile with Adam, the run's loss, and the per-epoch metric shown in the history."""
+def compile_model(model: keras.Model, config: RunConfig, *, optimizer: Any = None) -> None:
+    """Compile with Adam (or ``optimizer``), the run's loss, and the per-epoch metric shown."""
     if config.objective == "regression":
         shown: list[Any] = [PearsonCorrelation()]
     elif config.loss == "binary-crossentropy":
@@ -116,7 +117,7 @@ def compile_model(model: keras.Model, config: RunConfig) -> None:
     else:
         shown = []
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=1.0),
+        optimizer=optimizer or keras.optimizers.Adam(config.learning_rate, clipnorm=1.0),
         loss=losses.get(config.loss),
         metrics=shown,
     )
@@ -197,31 +198,70 @@ def train(
         logger.info("resuming %s after epoch %d", run.path, state["epoch"])
     else:
         model, state = build_model(config, train_pairs, word_vectors), None
-    x_train, y_train = _inputs(train_pairs), _targets(train_pairs, config)
+    trainer = fused.fused_trainer(model, token_ids=True)
+    compile_model(trainer, config, optimizer=model.optimizer)
+    vectorizer = fused.text_vectorizer(tower_of(model))
+    ids_a, ids_b = (fused.token_ids(vectorizer, side) for side in _inputs(train_pairs))
+    y_train = _targets(train_pairs, config)
     if config.swap_pairs and config.head in ASYMMETRIC_HEADS:
-        x_train = [np.concatenate([x_train[0], x_train[1]]), np.concatenate([x_train[1], x_train[0]])]
+        ids_a, ids_b = np.concatenate([ids_a, ids_b]), np.concatenate([ids_b, ids_a])
         y_train = np.concatenate([y_train, y_train])
+    lengths = np.maximum(fused.lengths_of(ids_a), fused.lengths_of(ids_b))
 
-    def epoch_data(epoch: int) -> tuple[list[np.ndarray], np.ndarray]:
+    def epoch_data(epoch: int) -> tuple[tf.data.Dataset, None]:
         order = epoch_permutation(len(y_train), config.seed, epoch)
-        return [x[order] for x in x_train], y_train[order]
+        batches = fused.batch_order(
+            lengths,
+            order,
+            config.batch_size,
+            pool_batches=config.text.bucket_pool,
+            rng=np.random.default_rng([config.seed, epoch, 1]),
+        )
+        if epoch == (state or {}).get("epoch", 0):
+            logger.info(
+                "padding: %.0f%% of token slots at a fixed length of %d, %.0f%% in these batches",
+                100 * fused.padding_share(lengths, batches, width=ids_a.shape[1]),
+                ids_a.shape[1],
+                100 * fused.padding_share(lengths, batches),
+            )
+        return _id_dataset(ids_a, ids_b, y_train, batches), None
 
+    dev_a, dev_b = (fused.token_ids(vectorizer, side) for side in _inputs(dev_pairs))
+    dev_lengths = np.maximum(fused.lengths_of(dev_a), fused.lengths_of(dev_b))
+    dev_order = np.argsort(dev_lengths, kind="stable")
+    dev_batches = [dev_order[i : i + config.batch_size] for i in range(0, len(dev_order), config.batch_size)]
     monitor, mode, shown = monitored(config)
     history = fit_epochs(
         model,
         epoch_data,
-        (_inputs(dev_pairs), _targets(dev_pairs, config)),
+        _id_dataset(dev_a, dev_b, _targets(dev_pairs, config), dev_batches),
         run,
         config,
         monitor=monitor,
         mode=mode,
         state=state,
+        trainer=trainer,
         verbose=verbose,
     )
     metrics = score_splits(model, splits, config)
     plot_history(history, run.path / "history.png", metric=shown)
     run.finish(model, tower_of(model), metrics)
     return metrics
+
+
+def _id_dataset(
+    ids_a: np.ndarray, ids_b: np.ndarray, targets: np.ndarray, batches: list[np.ndarray]
+) -> tf.data.Dataset:
+    """The batches of token ids (each cut to its longest sentence) as a ``tf.data.Dataset``."""
+    target_shape = (None, *targets.shape[1:])
+    dataset = tf.data.Dataset.from_generator(
+        lambda: fused.length_batches(ids_a, ids_b, targets, batches),
+        output_signature=(
+            (tf.TensorSpec((None, None), tf.int64), tf.TensorSpec((None, None), tf.int64)),
+            tf.TensorSpec(target_shape, tf.as_dtype(targets.dtype)),
+        ),
+    )
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
 
 
 def evaluate(run_dir: str | os.PathLike[str], *, data: str | None = None, split: str = "test") -> dict:

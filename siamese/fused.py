@@ -1,0 +1,155 @@
+"""The fast training path: both sides of a batch through the tower in one call.
+
+A pair model from :func:`siamese.models.build_siamese` calls its tower twice per step, once per
+side. :func:`fused_trainer` builds a second model over the *same layer objects* that stacks
+the two sides of a batch (``[a; b]``, twice the batch), runs the tower once, splits the
+encodings back into ``u`` and ``v`` and applies the same head. It computes the same function,
+so the same loss and gradients, while each step makes half as many (and twice as large) calls.
+Training the fused model trains the pair model: they share every weight.
+
+For a text tower the fused model starts after ``TextVectorization``: it takes token ids, so the
+text is turned into ids once, before training, instead of in every step, and each batch can be
+cut to its longest sentence (:func:`length_batches`). ``Embedding(mask_zero=True)`` masks the
+padding, so trailing padding changes nothing but the time spent on it.
+
+A tower with batch normalisation sees statistics over both sides together in training mode,
+which differs (slightly) from two separate calls; every other layer computes exactly the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from siamese.heads import PACKAGE
+from siamese.models import tower_of
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class StackPair(keras.layers.Layer):
+    """``[a, b]`` → one batch ``[a; b]`` (the sides must have the same shape past the batch)."""
+
+    def call(self, inputs: Any) -> Any:
+        return ops.concatenate(list(inputs), axis=0)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SplitPair(keras.layers.Layer):
+    """One batch ``[u; v]`` → ``[u, v]``, its two halves."""
+
+    def call(self, inputs: Any) -> list[Any]:
+        half = ops.shape(inputs)[0] // 2
+        return [inputs[:half], inputs[half:]]
+
+
+def head_of(model: keras.Model) -> keras.layers.Layer:
+    """The head of a pair model built by :func:`siamese.models.build_siamese` (its last layer)."""
+    return model.layers[-1]
+
+
+def text_vectorizer(tower: keras.Model) -> keras.layers.TextVectorization:
+    """The ``TextVectorization`` layer of a text tower.
+
+    Raises:
+        ValueError: The tower has none (it is not a text tower).
+    """
+    found = [layer for layer in tower.layers if isinstance(layer, keras.layers.TextVectorization)]
+    if len(found) != 1:
+        raise ValueError(f"{tower.name!r} is not a text tower (it has no TextVectorization layer)")
+    return found[0]
+
+
+def _text_chain(tower: keras.Model) -> list[keras.layers.Layer]:
+    """The layers after ``TextVectorization``, in order (a :func:`~siamese.towers.text_tower`
+    is a chain: embedding, then the LSTM or bidirectional LSTM)."""
+    return [
+        layer
+        for layer in tower.layers
+        if not isinstance(layer, (keras.layers.InputLayer, keras.layers.TextVectorization))
+    ]
+
+
+def fused_trainer(model: keras.Model, *, token_ids: bool = False) -> keras.Model:
+    """A model sharing ``model``'s layers that runs the tower once on both sides of a batch.
+
+    Args:
+        model: A pair model from :func:`~siamese.models.build_siamese`.
+        token_ids: For a text tower: take token ids ``(batch, length)``, any length, instead
+            of raw strings (see :func:`text_vectorizer` to make them).
+
+    Returns:
+        An uncompiled ``keras.Model`` with inputs ``[a, b]`` and the head's output.
+    """
+    tower, head = tower_of(model), head_of(model)
+    if token_ids:
+        vectorizer = text_vectorizer(tower)
+        chain = _text_chain(tower)
+        dtype = vectorizer.compute_dtype if vectorizer.compute_dtype.startswith("int") else "int64"
+        input_a = keras.Input(shape=(None,), dtype=dtype, name="ids_a")
+        input_b = keras.Input(shape=(None,), dtype=dtype, name="ids_b")
+        encoded = StackPair(name="stack_pair")([input_a, input_b])
+        for layer in chain:
+            encoded = layer(encoded)
+    else:
+        spec = tower.inputs[0]
+        input_a = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name="input_a")
+        input_b = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name="input_b")
+        encoded = tower(StackPair(name="stack_pair")([input_a, input_b]))
+    u, v = SplitPair(name="split_pair")(encoded)
+    return keras.Model([input_a, input_b], head([u, v]), name=f"{model.name}_fused")
+
+
+def token_ids(vectorizer: keras.layers.TextVectorization, texts: Any, batch_size: int = 4096) -> np.ndarray:
+    """Token ids of ``texts``, ``(n, sequence_length)`` int64, made in batches."""
+    texts = np.asarray(texts, dtype=object)
+    parts = [np.asarray(vectorizer(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
+    width = vectorizer.get_config().get("output_sequence_length") or max(p.shape[1] for p in parts)
+    return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in parts]).astype(np.int64)
+
+
+def lengths_of(ids: np.ndarray) -> np.ndarray:
+    """Tokens before the trailing padding (id 0) of each row."""
+    nonzero = ids != 0
+    return np.where(nonzero.any(axis=1), ids.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+
+
+def batch_order(
+    lengths: np.ndarray, order: np.ndarray, batch_size: int, *, pool_batches: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Batches of ``order`` with similar lengths together ("bucketing").
+
+    ``order`` (already shuffled) is cut into pools of ``pool_batches`` batches; each pool is
+    sorted by length and cut into batches; then the batches of all pools are shuffled. With
+    ``pool_batches=0`` the batches simply follow ``order``.
+    """
+    if pool_batches <= 0:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    pool = pool_batches * batch_size
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def length_batches(
+    ids_a: np.ndarray, ids_b: np.ndarray, targets: np.ndarray, batches: list[np.ndarray]
+) -> Iterator[tuple[tuple[np.ndarray, np.ndarray], np.ndarray]]:
+    """``((ids_a, ids_b), targets)`` per batch, both sides cut to the batch's longest row."""
+    lengths = np.maximum(lengths_of(ids_a), lengths_of(ids_b))
+    for index in batches:
+        width = max(int(lengths[index].max()), 1)
+        yield (ids_a[index, :width], ids_b[index, :width]), targets[index]
+
+
+def padding_share(lengths: np.ndarray, batches: list[np.ndarray], width: int | None = None) -> float:
+    """Share of the token slots that are padding, when each batch is cut to its longest row
+    (or, with ``width``, padded to that fixed width)."""
+    used = sum(int(lengths[b].sum()) for b in batches)
+    slots = sum(len(b) * (width or max(int(lengths[b].max()), 1)) for b in batches)
+    return 1.0 - used / slots if slots else 0.0
