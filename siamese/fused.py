@@ -12,8 +12,9 @@ text is turned into ids once, before training, instead of in every step, and eac
 cut to its longest sentence (:func:`length_batches`). ``Embedding(mask_zero=True)`` masks the
 padding, so trailing padding changes nothing but the time spent on it.
 
-A tower with batch normalisation sees statistics over both sides together in training mode,
-which differs (slightly) from two separate calls; every other layer computes exactly the same.
+A tower with batch normalisation would see statistics over both sides together in training
+mode, which differs (slightly) from two separate calls; :func:`computes_the_same` tells, and
+the image task trains such towers with the two calls.
 """
 
 from __future__ import annotations
@@ -44,6 +45,21 @@ class SplitPair(keras.layers.Layer):
     def call(self, inputs: Any) -> list[Any]:
         half = ops.shape(inputs)[0] // 2
         return [inputs[:half], inputs[half:]]
+
+
+def computes_the_same(tower: keras.Model) -> bool:
+    """Whether the fused call gives exactly the two-call model's training step: it does
+    unless a layer mixes the examples of a batch (batch normalisation)."""
+    return not any(isinstance(layer, keras.layers.BatchNormalization) for layer in _all_layers(tower))
+
+
+def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(_all_layers(layer))
+    return found
 
 
 def head_of(model: keras.Model) -> keras.layers.Layer:

@@ -92,3 +92,9 @@ def test_fused_trainer_refuses_a_non_text_tower_for_token_ids():
     with pytest.raises(ValueError, match="not a text tower"):
         fused.fused_trainer(model, token_ids=True)
     keras.backend.clear_session()
+
+
+def test_batch_norm_towers_keep_the_two_call_path():
+    plain = siamese.image_tower((8, 8, 1), filters=(2,), embedding_dim=3)
+    normed = siamese.image_tower((8, 8, 1), filters=(2,), embedding_dim=3, batch_norm=True)
+    assert fused.computes_the_same(plain) and not fused.computes_the_same(normed)

@@ -46,7 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from siamese import evaluation, metrics
+from siamese import evaluation, fused, metrics
 from siamese.augment import AffineAugment
 from siamese.datasets.images import (
     LabelledImages,
@@ -576,6 +576,10 @@ def train(
         )
         return batches, None
 
+    trainer = None
+    if fused.computes_the_same(tower_of(model)):
+        trainer = fused.fused_trainer(model)
+        compile_model(trainer, config, optimizer=model.optimizer)
     monitor, mode, shown = monitored(config)
     history = fit_epochs(
         model,
@@ -586,6 +590,7 @@ def train(
         monitor=monitor,
         mode=mode,
         state=state,
+        trainer=trainer,
         verbose=verbose,
     )
     embeddings = _Embeddings(tower_of(model), data.splits)
