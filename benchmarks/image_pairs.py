@@ -3,7 +3,8 @@
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/image_pairs.py [--only omniglot fashion-mnist]
 
 Omniglot: Conv2D twins trained only on the two small background sets (242 characters of 8
-alphabets; a tenth of the characters held out as dev), for at most 30 minutes of training,
+alphabets; one whole alphabet held out as dev, Greek's 24 characters for seed 0), with each
+character's three rotations as extra classes, for at most 30 minutes of training,
 then scored on Lake et al.'s 20 official one-shot runs (400 trials of 20-way within-alphabet
 classification), by the pair model's output and by tower-embedding distance. The raw-pixel
 nearest-neighbour baseline is computed on the same runs, at the native 105x105 and at the
@@ -39,13 +40,19 @@ from siamese.training import ImageOptions, RunConfig
 RESULTS = Path(__file__).resolve().parent / "results" / "image_pairs.md"
 
 # Settings per dataset, chosen on dev (each tried for 8 minutes of training; dev figures):
-# Omniglot, 20-way one-shot on trials built from the 24 dev characters (across alphabets):
+# Omniglot, first with a dev of 24 characters drawn across alphabets (20-way one-shot trials
+#   built from them, so candidates of mixed alphabets: an easier question than the test's):
 #   abs-diff + cross-entropy 70.3% (embedding) / 64.5% (pair); + distortions 75.5 / 71.8;
 #   + hard negatives 76.5 / 65.3; + batch norm (no hard negatives) 79.0 / 75.0;
 #   euclidean + contrastive with distortions 77.3; + batch norm 78.5; + hard negatives 81.3;
-#   + 128-d embedding 83.3 (chosen).
-# Fashion-MNIST, dev 1-NN: abs-diff + cross-entropy 0.902 (chosen); euclidean + contrastive
-#   0.879; contrastive + batch norm 0.853 (batch norm triples the time per epoch here).
+#   + 128-d embedding 83.3. A 30-minute run of that reached 83.0% on this dev but 66.8% on the
+#   official runs, so dev became a held-out alphabet (Greek for seed 0: 20-way trials within
+#   one unseen alphabet, the test's question). On it: the settings above 76.8%; + rotated
+#   copies as new classes 78.8% (chosen; verification ROC-AUC 0.986 vs 0.981); 40x40 images
+#   instead of 28x28 68.3% (half the epochs fit in the time).
+# Fashion-MNIST, dev 1-NN: abs-diff + cross-entropy 0.902 (chosen; 0.903 in a later 8-minute
+#   try); euclidean + contrastive 0.879; contrastive + batch norm 0.853 (batch norm triples the
+#   time per epoch here); two convolutions per block 0.892 (5 epochs in 8 minutes).
 SETTINGS = {
     "omniglot": {
         "budget": 30 * 60.0,
@@ -60,6 +67,7 @@ SETTINGS = {
             batch_norm=True,
             hard_negative_fraction=0.5,
             embedding_dim=128,
+            rotated_classes=True,
         ),
     },
     "fashion-mnist": {
