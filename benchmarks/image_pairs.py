@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -218,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     text = (
         "# Image-pairs benchmark\n\n"
-        f"Command: `{command}` (seed {args.seed}; 2-core CPU shared with other jobs; at most "
+        f"Command: `{command}` (seed {args.seed}; {len(os.sched_getaffinity(0))}-core CPU, 1-minute load "
+        f"average {os.getloadavg()[0]:.1f} at the end; at most "
         f"{SETTINGS['omniglot']['budget'] / 60:.0f} minutes of training on Omniglot, "
         f"{SETTINGS['fashion-mnist']['budget'] / 60:.0f} on Fashion-MNIST; the whole run adds data "
         "loading and the final evaluation).\n\n" + table(cells) + "\n"
