@@ -179,17 +179,18 @@ def pair_batches(
         first_step: Number of the first batch (e.g. ``epoch * batches_per_epoch``).
 
     Returns:
-        A ``tf.data.Dataset`` of float32 image batches in the pairs' order.
+        A ``tf.data.Dataset`` of image batches in the pairs' order (the images' own dtype;
+        float32 when distorted).
     """
     index_a, index_b, labels = pairs
 
     def gather(step: tf.Tensor, batch: tuple[tf.Tensor, ...]) -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
         a, b, y = batch
-        side_a = tf.cast(tf.gather(images, a), tf.float32)
-        side_b = tf.cast(tf.gather(images, b), tf.float32)
+        side_a, side_b = tf.gather(images, a), tf.gather(images, b)
         if augment is not None:
             number = 2 * (tf.cast(step, tf.int64) + first_step)
-            side_a, side_b = augment(side_a, step=number), augment(side_b, step=number + 1)
+            side_a = augment(tf.cast(side_a, tf.float32), step=number)
+            side_b = augment(tf.cast(side_b, tf.float32), step=number + 1)
         return (side_a, side_b), y
 
     dataset = tf.data.Dataset.from_tensor_slices((index_a, index_b, labels)).batch(batch_size)
