@@ -189,13 +189,19 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
         from siamese.datasets.images import load_image_dataset
         from siamese.pairs import PairSampler
         from siamese.tasks.image_pairs import VERIFICATION_PAIRS, verification_pairs
+        from siamese.training import ImageOptions
 
         splits = load_image_dataset("fashion-mnist", seed=seed)
         train, dev = splits["train"], splits["dev"]
         a, b, y = PairSampler(train.labels, pairs_per_epoch=SIZES[workload], seed=seed).epoch(0)
         da, db, dy = verification_pairs(dev, VERIFICATION_PAIRS, seed * 10 + 2)
+        options = ImageOptions()  # the toolkit side's tower settings
         tower = siamese.image_tower(
-            train.images.shape[1:], filters=(32, 64, 128), global_pooling="flatten", seed=seed
+            train.images.shape[1:],
+            filters=options.filters,
+            embedding_dim=options.embedding_dim,
+            global_pooling=options.global_pooling,
+            seed=seed,
         )
         x, dev_x = [train.images[a], train.images[b]], [dev.images[da], dev.images[db]]
         y, dev_y, head, loss, metrics = (
@@ -215,7 +221,7 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
         config = text_pairs.resolve_defaults(config, splits["train"].kind)
         train, dev = splits["train"], splits["dev"]
         vectorize = keras.layers.TextVectorization(
-            max_tokens=20000, standardize="lower_and_strip_punctuation"
+            max_tokens=config.text.vocab_size, standardize="lower_and_strip_punctuation"
         )
         vectorize.adapt(list(train.a) + list(train.b))
         ids = [np.asarray(vectorize(list(side))) for side in (train.a, train.b, dev.a, dev.b)]
@@ -225,8 +231,10 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
         y, dev_y = text_pairs._targets(train, config), text_pairs._targets(dev, config)
         tower = keras.Sequential(
             [
-                keras.layers.Embedding(vectorize.vocabulary_size(), 128, mask_zero=True),
-                keras.layers.LSTM(128),
+                keras.layers.Embedding(
+                    vectorize.vocabulary_size(), config.text.embedding_dim, mask_zero=True
+                ),
+                keras.layers.LSTM(config.text.units),
             ]
         )
         head, loss = config.head, config.loss

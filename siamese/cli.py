@@ -224,7 +224,7 @@ def train(
 ) -> None:
     """Train a Siamese model and write its run folder (model, tower, config, metrics)."""
     _setup_logging(verbose)
-    from siamese.training import BasketballOptions, ImageOptions, RunConfig, TextOptions
+    from siamese.training import BasketballOptions, RunConfig, TextOptions
 
     defaults = TASK_DEFAULTS[task]
     data = data or defaults["data"]
@@ -259,7 +259,7 @@ def train(
             label_col=options["label_col"],
             sep=options["sep"],
         ),
-        image=_image_options(ImageOptions, options),
+        image=_image_options(options),
         basketball=BasketballOptions(model=options["bb_model"], pred=options["pred"]),
     )
     if task == "text-pairs":
@@ -281,8 +281,10 @@ def train(
     _echo_metrics(metrics)
 
 
-def _image_options(options_class: type, options: dict[str, Any]) -> Any:
+def _image_options(options: dict[str, Any]) -> Any:
     """The image options of ``siamese-train``, checked."""
+    from siamese.training import ImageOptions
+
     size = None
     if options["image_size"]:
         try:
@@ -298,7 +300,7 @@ def _image_options(options_class: type, options: dict[str, Any]) -> Any:
         raise SiameseError(f"--filters {options['filters']!r}: expected integers, e.g. 32,64,128") from None
     if not filters or min(filters) < 1:
         raise SiameseError(f"--filters {options['filters']!r}: each block needs at least one filter")
-    return options_class(
+    return ImageOptions(
         image_size=size,
         filters=filters,
         embedding_dim=options["embedding_dim"] or 64,

@@ -102,11 +102,10 @@ def fused_trainer(model: keras.Model, *, token_ids: bool = False) -> keras.Model
     """
     tower, head = tower_of(model), head_of(model)
     if token_ids:
-        vectorizer = text_vectorizer(tower)
+        text_vectorizer(tower)  # refuses a tower that is not a text tower
         chain = _text_chain(tower)
-        dtype = vectorizer.compute_dtype if vectorizer.compute_dtype.startswith("int") else "int64"
-        input_a = keras.Input(shape=(None,), dtype=dtype, name="ids_a")
-        input_b = keras.Input(shape=(None,), dtype=dtype, name="ids_b")
+        input_a = keras.Input(shape=(None,), dtype="int64", name="ids_a")
+        input_b = keras.Input(shape=(None,), dtype="int64", name="ids_b")
         encoded = StackPair(name="stack_pair")([input_a, input_b])
         for layer in chain:
             encoded = layer(encoded)
@@ -134,13 +133,18 @@ def lengths_of(ids: np.ndarray) -> np.ndarray:
 
 
 def batch_order(
-    lengths: np.ndarray, order: np.ndarray, batch_size: int, *, pool_batches: int, rng: np.random.Generator
+    lengths: np.ndarray,
+    order: np.ndarray,
+    batch_size: int,
+    *,
+    pool_batches: int,
+    rng: np.random.Generator | None,
 ) -> list[np.ndarray]:
     """Batches of ``order`` with similar lengths together ("bucketing").
 
     ``order`` (already shuffled) is cut into pools of ``pool_batches`` batches; each pool is
-    sorted by length and cut into batches; then the batches of all pools are shuffled. With
-    ``pool_batches=0`` the batches simply follow ``order``.
+    sorted by length and cut into batches; then the batches of all pools are shuffled by
+    ``rng``. With ``pool_batches=0`` the batches simply follow ``order`` (``rng`` is unused).
     """
     if pool_batches <= 0:
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -153,11 +157,22 @@ def batch_order(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def pair_lengths(ids_a: np.ndarray, ids_b: np.ndarray) -> np.ndarray:
+    """The longer side's length of each pair (see :func:`lengths_of`)."""
+    return np.maximum(lengths_of(ids_a), lengths_of(ids_b))
+
+
 def length_batches(
-    ids_a: np.ndarray, ids_b: np.ndarray, targets: np.ndarray, batches: list[np.ndarray]
+    ids_a: np.ndarray,
+    ids_b: np.ndarray,
+    targets: np.ndarray,
+    batches: list[np.ndarray],
+    lengths: np.ndarray,
 ) -> Iterator[tuple[tuple[np.ndarray, np.ndarray], np.ndarray]]:
-    """``((ids_a, ids_b), targets)`` per batch, both sides cut to the batch's longest row."""
-    lengths = np.maximum(lengths_of(ids_a), lengths_of(ids_b))
+    """``((ids_a, ids_b), targets)`` per batch, both sides cut to the batch's longest row.
+
+    ``lengths`` is :func:`pair_lengths` of the ids, computed once by the caller.
+    """
     for index in batches:
         width = max(int(lengths[index].max()), 1)
         yield (ids_a[index, :width], ids_b[index, :width]), targets[index]

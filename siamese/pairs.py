@@ -132,7 +132,10 @@ class PairSampler:
             )
         if groups is None:
             if self.hard_negative_fraction > 0:
-                raise ConfigError("hard_negative_fraction > 0 needs groups (e.g. the alphabet of each item)")
+                raise ConfigError(
+                    "hard negatives (--hard-negatives, hard_negative_fraction > 0) needs groups "
+                    "of classes, as Omniglot's alphabets; this data has none"
+                )
             class_group = np.zeros(len(names), dtype=np.int64)
         else:
             group_values = _int_array("groups", groups, 1)

@@ -51,7 +51,8 @@ def test_text_fused_path_has_the_same_loss_and_gradients(head, rnn):
     assert ids_a.shape == (4, 12)
     _assert_same(plain, _loss_and_gradients(trainer, [ids_a, ids_b], loss))
     # cut to the batch's longest sentence: the padding is masked, so nothing changes
-    (cut_a, cut_b), _ = next(fused.length_batches(ids_a, ids_b, TARGETS, [np.arange(4)]))
+    lengths = fused.pair_lengths(ids_a, ids_b)
+    (cut_a, cut_b), _ = next(fused.length_batches(ids_a, ids_b, TARGETS, [np.arange(4)], lengths))
     assert cut_a.shape[1] == int(max(fused.lengths_of(ids_a).max(), fused.lengths_of(ids_b).max())) < 12
     _assert_same(plain, _loss_and_gradients(trainer, [cut_a, cut_b], loss))
 

@@ -533,10 +533,6 @@ def train(
     if config.image.rotated_classes:
         train_set = with_rotated_classes(train_set)
     hard = config.image.hard_negative_fraction
-    if hard and train_set.groups is None:
-        raise ConfigError(
-            f"--hard-negatives needs groups of classes (as Omniglot's alphabets); {config.data} has none"
-        )
     sampler = PairSampler(
         train_set.labels,
         pairs_per_epoch=config.image.pairs_per_epoch,

@@ -206,7 +206,7 @@ def train(
     if config.swap_pairs and config.head in ASYMMETRIC_HEADS:
         ids_a, ids_b = np.concatenate([ids_a, ids_b]), np.concatenate([ids_b, ids_a])
         y_train = np.concatenate([y_train, y_train])
-    lengths = np.maximum(fused.lengths_of(ids_a), fused.lengths_of(ids_b))
+    lengths = fused.pair_lengths(ids_a, ids_b)
 
     def epoch_data(epoch: int) -> tuple[tf.data.Dataset, None]:
         order = epoch_permutation(len(y_train), config.seed, epoch)
@@ -224,17 +224,18 @@ def train(
                 ids_a.shape[1],
                 100 * fused.padding_share(lengths, batches),
             )
-        return _id_dataset(ids_a, ids_b, y_train, batches), None
+        return _id_dataset(ids_a, ids_b, y_train, batches, lengths), None
 
     dev_a, dev_b = (fused.token_ids(vectorizer, side) for side in _inputs(dev_pairs))
-    dev_lengths = np.maximum(fused.lengths_of(dev_a), fused.lengths_of(dev_b))
-    dev_order = np.argsort(dev_lengths, kind="stable")
-    dev_batches = [dev_order[i : i + config.batch_size] for i in range(0, len(dev_order), config.batch_size)]
+    dev_lengths = fused.pair_lengths(dev_a, dev_b)
+    dev_batches = fused.batch_order(
+        dev_lengths, np.argsort(dev_lengths, kind="stable"), config.batch_size, pool_batches=0, rng=None
+    )
     monitor, mode, shown = monitored(config)
     history = fit_epochs(
         model,
         epoch_data,
-        _id_dataset(dev_a, dev_b, _targets(dev_pairs, config), dev_batches),
+        _id_dataset(dev_a, dev_b, _targets(dev_pairs, config), dev_batches, dev_lengths),
         run,
         config,
         monitor=monitor,
@@ -250,12 +251,16 @@ def train(
 
 
 def _id_dataset(
-    ids_a: np.ndarray, ids_b: np.ndarray, targets: np.ndarray, batches: list[np.ndarray]
+    ids_a: np.ndarray,
+    ids_b: np.ndarray,
+    targets: np.ndarray,
+    batches: list[np.ndarray],
+    lengths: np.ndarray,
 ) -> tf.data.Dataset:
     """The batches of token ids (each cut to its longest sentence) as a ``tf.data.Dataset``."""
     target_shape = (None, *targets.shape[1:])
     dataset = tf.data.Dataset.from_generator(
-        lambda: fused.length_batches(ids_a, ids_b, targets, batches),
+        lambda: fused.length_batches(ids_a, ids_b, targets, batches, lengths),
         output_signature=(
             (tf.TensorSpec((None, None), tf.int64), tf.TensorSpec((None, None), tf.int64)),
             tf.TensorSpec(target_shape, tf.as_dtype(targets.dtype)),
