@@ -126,14 +126,17 @@ def raw_pixel_baseline(name: str, config: RunConfig) -> dict[str, float]:
     }
 
 
-def run_cell(name: str, seed: int, folder: Path) -> dict:
-    """Train one dataset and return its figures (test and dev metrics, time, throughput)."""
+def run_cell(name: str, seed: int, folder: Path, results: Path = RESULTS) -> dict:
+    """Train one dataset and return its figures (test and dev metrics, time, throughput);
+    its ``neighbours.png`` is copied beside ``results`` (named after it unless it is the
+    default table)."""
     config = config_for(name, seed)
     out = folder / name
     began = time.perf_counter()
     result = image_pairs.train(config, out, verbose=0)
     seconds = time.perf_counter() - began
-    picture = RESULTS.parent / f"neighbours-{name}.png"
+    suffix = "" if results == RESULTS else f"-{results.stem}"
+    picture = results.parent / f"neighbours-{name}{suffix}.png"
     atomic_save(picture, lambda tmp: shutil.copyfile(out / "neighbours.png", tmp))
     history = json.loads((out / "history.json").read_text())
     config = RunConfig.from_dict(json.loads((out / "config.json").read_text()))
@@ -207,16 +210,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, default=None, help="Keep the run folders here (new folder).")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="Where to write the table.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     cells = []
     with tempfile.TemporaryDirectory(prefix="siamese-bench-") as folder:
         for name in args.only:
-            cells.append(run_cell(name, args.seed, args.keep or Path(folder)))
+            cells.append(run_cell(name, args.seed, args.keep or Path(folder), args.out.resolve()))
             sys.stderr.write(table(cells[-1:]) + "\n")
     command = "SIAMESE_DATA_DIR=../shared/datasets python benchmarks/image_pairs.py --only " + " ".join(
         args.only
     )
+    if args.out != RESULTS:
+        command += f" --out {os.path.relpath(args.out, Path(__file__).resolve().parent.parent)}"
     text = (
         "# Image-pairs benchmark\n\n"
         f"Command: `{command}` (seed {args.seed}; {len(os.sched_getaffinity(0))}-core CPU, 1-minute load "
@@ -225,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{SETTINGS['fashion-mnist']['budget'] / 60:.0f} on Fashion-MNIST; the whole run adds data "
         "loading and the final evaluation).\n\n" + table(cells) + "\n"
     )
-    atomic_write_text(RESULTS, text)
+    atomic_write_text(args.out, text)
     sys.stdout.write(text)
 
 

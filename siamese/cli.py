@@ -198,6 +198,13 @@ Examples:
 @click.option("--augment", is_flag=True, help="Images: small random affine distortions (Koch et al.).")
 @click.option("--batch-norm", is_flag=True, help="Images: batch normalisation after each convolution.")
 @click.option(
+    "--pair-pools/--independent-pairs",
+    default=True,
+    show_default=True,
+    help="Images: draw each batch's pairs among a pool of about batch-size images, each embedded "
+    "once per step (about twice the pairs/s), or draw every pair independently.",
+)
+@click.option(
     "--rotated-classes",
     is_flag=True,
     help="Images: add each training image's 90/180/270-degree turns as new classes.",
@@ -309,6 +316,7 @@ def _image_options(options: dict[str, Any]) -> Any:
         augment=options["augment"],
         batch_norm=options["batch_norm"],
         rotated_classes=options["rotated_classes"],
+        pair_pools=options["pair_pools"],
     )
 
 

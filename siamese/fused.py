@@ -13,12 +13,17 @@ cut to its longest sentence (:func:`length_batches`). ``Embedding(mask_zero=True
 padding, so trailing padding changes nothing but the time spent on it.
 
 A tower with batch normalisation would see statistics over both sides together in training
-mode, which differs (slightly) from two separate calls; :func:`computes_the_same` tells, and
-the image task trains such towers with the two calls.
+mode, which differs (slightly) from two separate calls; :func:`computes_the_same` tells.
+
+:func:`unique_trainer` goes further for towers of one tensor input (images): it embeds each
+distinct item of a batch once and picks each pair's two encodings from those, so a batch whose
+pairs share items (pooled sampling, :class:`siamese.pairs.PairSampler`'s ``pool_size``) costs
+the tower work of its distinct items only.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,6 +50,15 @@ class SplitPair(keras.layers.Layer):
     def call(self, inputs: Any) -> list[Any]:
         half = ops.shape(inputs)[0] // 2
         return [inputs[:half], inputs[half:]]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TakeRows(keras.layers.Layer):
+    """``[table, index]`` → the rows ``table[index]``."""
+
+    def call(self, inputs: Any) -> Any:
+        table, index = inputs
+        return ops.take(table, index, axis=0)
 
 
 def computes_the_same(tower: keras.Model) -> bool:
@@ -89,6 +103,65 @@ def _text_chain(tower: keras.Model) -> list[keras.layers.Layer]:
     ]
 
 
+def trimmable(tower: keras.Model) -> bool:
+    """Whether ``tower`` is a text tower whose encodings do not depend on trailing padding:
+    a chain ``TextVectorization`` → ``Embedding(mask_zero=True)`` → ... (each layer fed by
+    the one before, the last one the output), as :func:`siamese.towers.text_tower` builds."""
+    try:
+        vectorizer = text_vectorizer(tower)
+        chain = _text_chain(tower)
+        if not chain or not isinstance(chain[0], keras.layers.Embedding) or not chain[0].mask_zero:
+            return False
+        feeds = [vectorizer, *chain]
+        return all(_main_input(b) is a.output for a, b in zip(feeds, chain, strict=False)) and (
+            tower.outputs[0] is chain[-1].output
+        )
+    except (ValueError, AttributeError):  # not a text tower, or a layer used more than once
+        return False
+
+
+def _main_input(layer: keras.layers.Layer) -> Any:
+    """A layer's input tensor (an RNN fed a mask lists ``[inputs, mask]``)."""
+    given = layer.input
+    return given[0] if isinstance(given, (list, tuple)) else given
+
+
+_CHAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def embed_texts(tower: keras.Model, texts: Any, *, batch_size: int) -> np.ndarray:
+    """Encodings of ``texts`` by a :func:`trimmable` tower, shortest texts first.
+
+    The texts are turned into ids once, sorted by length and cut into batches, each cut to
+    its longest text: the same encodings as the whole tower (the padding is masked) for less
+    work, most of all with long ``sequence_length`` and short texts. Returned in the order
+    of ``texts``, ``(n, dim)`` float32.
+    """
+    import tensorflow as tf
+
+    forward = _CHAINS.get(tower)
+    if forward is None:
+        chain = _text_chain(tower)
+
+        def run(ids: Any) -> Any:
+            encoded = ids
+            for layer in chain:
+                encoded = layer(encoded, training=False)
+            return encoded
+
+        forward = tf.function(run, reduce_retracing=True)
+        _CHAINS[tower] = forward
+    ids = token_ids(text_vectorizer(tower), texts)
+    lengths = lengths_of(ids)
+    order = np.argsort(lengths, kind="stable")
+    out = np.empty((len(ids), int(tower.outputs[0].shape[-1])), dtype=np.float32)
+    for start in range(0, len(ids), batch_size):
+        index = order[start : start + batch_size]
+        width = max(int(lengths[index].max()), 1)
+        out[index] = np.asarray(forward(ids[index, :width]))
+    return out
+
+
 def fused_trainer(model: keras.Model, *, token_ids: bool = False) -> keras.Model:
     """A model sharing ``model``'s layers that runs the tower once on both sides of a batch.
 
@@ -116,6 +189,48 @@ def fused_trainer(model: keras.Model, *, token_ids: bool = False) -> keras.Model
         encoded = tower(StackPair(name="stack_pair")([input_a, input_b]))
     u, v = SplitPair(name="split_pair")(encoded)
     return keras.Model([input_a, input_b], head([u, v]), name=f"{model.name}_fused")
+
+
+def unique_trainer(model: keras.Model) -> keras.Model:
+    """A model sharing ``model``'s layers that embeds each distinct item of a batch once.
+
+    Its inputs are ``[items, index_a, index_b]``: the batch's distinct items ``(m, ...)`` and,
+    for each pair, the positions of its two sides among them (``int32``, ``(batch,)``). The
+    tower runs once on ``items``; the head sees ``u = tower(items)[index_a]`` and
+    ``v = tower(items)[index_b]``. Without batch normalisation this is the pair model's own
+    function on ``(items[index_a], items[index_b])``, so the same loss and gradients, for a
+    fraction of the tower's work when the batch repeats items (see the ``pool_size`` of
+    :class:`siamese.pairs.PairSampler`). With batch normalisation, training statistics are
+    taken over the distinct items (each counted once) instead of over each side.
+
+    Args:
+        model: A pair model from :func:`~siamese.models.build_siamese` with a tower of one
+            tensor input (an image tower, say).
+
+    Returns:
+        An uncompiled ``keras.Model``.
+    """
+    tower, head = tower_of(model), head_of(model)
+    spec = tower.inputs[0]
+    items = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name="items")
+    index_a = keras.Input(shape=(), dtype="int32", name="index_a")
+    index_b = keras.Input(shape=(), dtype="int32", name="index_b")
+    encoded = tower(items)
+    u = TakeRows(name="take_a")([encoded, index_a])
+    v = TakeRows(name="take_b")([encoded, index_b])
+    return keras.Model([items, index_a, index_b], head([u, v]), name=f"{model.name}_unique")
+
+
+def unique_items(index_a: Any, index_b: Any) -> tuple[Any, Any, Any]:
+    """``(distinct, position_a, position_b)`` of one batch of pairs, as TensorFlow tensors:
+    the distinct item indices (in order of first appearance) and where each side's item sits
+    among them (``int32``), for :func:`unique_trainer`."""
+    import tensorflow as tf
+
+    both = tf.concat([index_a, index_b], axis=0)
+    distinct, position = tf.unique(both, out_idx=tf.int32)
+    count = tf.shape(index_a)[0]
+    return distinct, position[:count], position[count:]
 
 
 def token_ids(vectorizer: keras.layers.TextVectorization, texts: Any, batch_size: int = 4096) -> np.ndarray:

@@ -39,6 +39,7 @@ import sys
 import time
 import tokenize
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -794,15 +795,25 @@ def _embed_items(
     else:
         payloads = None
     bar = keras.utils.Progbar(len(items), unit_name="item") if progress else None
+    starts = range(0, len(items), batch_size)
     chunks = []
-    for start in range(0, len(items), batch_size):
-        batch = items[start : start + batch_size]
-        if reads_files:
-            batch = _read_images(batch, tuple(spec.shape[1:]))
-        chunks.append(embed(tower, batch, batch_size=batch_size))
-        if bar is not None:
-            with contextlib.redirect_stdout(sys.stderr):
-                bar.update(min(start + batch_size, len(items)))
+    # Image files: the next batch is decoded in a thread while the tower embeds this one
+    # (TensorFlow releases the GIL while it computes).
+    with ThreadPoolExecutor(max_workers=1) as reader:
+
+        def batch_at(start: int) -> Any:
+            batch = items[start : start + batch_size]
+            return reader.submit(_read_images, batch, tuple(spec.shape[1:])) if reads_files else batch
+
+        pending = batch_at(0) if len(items) else None
+        for start in starts:
+            batch = pending.result() if reads_files else pending
+            if start + batch_size < len(items):
+                pending = batch_at(start + batch_size)
+            chunks.append(embed(tower, batch, batch_size=batch_size))
+            if bar is not None:
+                with contextlib.redirect_stdout(sys.stderr):
+                    bar.update(min(start + batch_size, len(items)))
     if not chunks:
         return np.zeros((0, int(tower.outputs[0].shape[-1])), dtype=np.float32), payloads
     return np.concatenate(chunks), payloads

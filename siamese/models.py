@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,8 +140,32 @@ def embed(tower: keras.Model, items: Sequence[Any] | np.ndarray, *, batch_size: 
     array = as_model_input(items, tower)
     if len(array) == 0:
         return np.zeros((0, int(tower.outputs[0].shape[-1])), dtype=np.float32)
+    from siamese import fused
+
+    if array.dtype == object and fused.trimmable(tower):
+        return fused.embed_texts(tower, array, batch_size=batch_size)
+    forward = compiled_forward(tower)
     outputs = [
-        np.asarray(tower(array[start : start + batch_size], training=False))
-        for start in range(0, len(array), batch_size)
+        np.asarray(forward(array[start : start + batch_size])) for start in range(0, len(array), batch_size)
     ]
     return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
+_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_forward(tower: keras.Model) -> Any:
+    """The tower's inference call as a compiled ``tf.function``, made once per tower.
+
+    Calling a Keras model eagerly runs its layers op by op (an LSTM step by step, from
+    Python); the compiled call runs the same computation as one graph, 2-5 times faster on
+    a CPU. The function is traced for a batch of any size, so batches of different sizes do
+    not trace it again.
+    """
+    forward = _FORWARDS.get(tower)
+    if forward is None:
+        import tensorflow as tf
+
+        forward = tf.function(lambda batch: tower(batch, training=False), reduce_retracing=True)
+        _FORWARDS[tower] = forward
+    return forward

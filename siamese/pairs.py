@@ -28,6 +28,11 @@ from siamese.metrics import _int_array, _positive_int, _same_length
 
 logger = logging.getLogger(__name__)
 
+#: Items of each class in a pool (pooled sampling), and classes of one group put together in a
+#: pool when hard negatives are asked for.
+POOL_ITEMS_PER_CLASS = 4
+POOL_CLASSES_PER_GROUP = 4
+
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
 """``(index_a, index_b, label)``: two ``int64`` arrays of item positions and ``float32`` 1/0 labels."""
 
@@ -67,6 +72,70 @@ def _group_of_classes(classes: np.ndarray, groups: np.ndarray, labels: np.ndarra
     return class_group
 
 
+def _random_sides(rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's two items in a random order, so neither side is special."""
+    swap = rng.random(len(a)) < 0.5
+    return np.where(swap, b, a), np.where(swap, a, b)
+
+
+def _class_tables(classes: np.ndarray, class_group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(classes, sizes, class_group)`` of a subset of items, renumbered to its own classes."""
+    present, local, sizes = np.unique(classes, return_inverse=True, return_counts=True)
+    return local.reshape(-1), sizes, class_group[present]
+
+
+class _Blocks:
+    """Items sorted by (group, class), so that every class and every group is one block, and
+    the draws of positives and negatives over them (positions into the items given)."""
+
+    def __init__(self, classes: np.ndarray, sizes: np.ndarray, class_group: np.ndarray) -> None:
+        item_group = class_group[classes]
+        self.order = np.lexsort((classes, item_group))  # item at each sorted position
+        class_start = np.zeros(len(sizes), dtype=np.int64)
+        by_group = np.lexsort((np.arange(len(sizes)), class_group))  # classes in sorted order
+        class_start[by_group] = np.concatenate(([0], np.cumsum(sizes[by_group])[:-1]))
+        group_sizes = np.bincount(item_group)
+        group_start = np.concatenate(([0], np.cumsum(group_sizes)[:-1]))
+        position = np.empty(len(classes), dtype=np.int64)
+        position[self.order] = np.arange(len(classes))
+        self.n_items = len(classes)
+        # Per item: its class block, its rank inside it, and its group block.
+        self.class_start = class_start[classes]
+        self.class_size = sizes[classes]
+        self.rank = position - self.class_start
+        self.group_start = group_start[item_group]
+        self.group_size = group_sizes[item_group]
+        self.hard_anchors = np.flatnonzero(self.group_size > self.class_size)
+
+    def positives(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """An item drawn uniformly, and another item of its class."""
+        anchor = rng.integers(0, self.n_items, size=count)
+        other = rng.integers(0, self.class_size[anchor] - 1)
+        other += other >= self.rank[anchor]  # skip the anchor itself
+        return anchor, self.order[self.class_start[anchor] + other]
+
+    def easy_negatives(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """An item drawn uniformly, and an item drawn uniformly from the other classes."""
+        anchor = rng.integers(0, self.n_items, size=count)
+        zeros = np.zeros(count, dtype=np.int64)
+        return anchor, self._outside_class(rng, anchor, zeros, np.full(count, self.n_items))
+
+    def hard_negatives(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """An item of a group holding two classes or more, and an item of another class of it."""
+        anchor = np.zeros(0, dtype=np.int64)
+        if count:
+            anchor = self.hard_anchors[rng.integers(0, len(self.hard_anchors), size=count)]
+        return anchor, self._outside_class(rng, anchor, self.group_start[anchor], self.group_size[anchor])
+
+    def _outside_class(
+        self, rng: np.random.Generator, anchor: np.ndarray, block_start: np.ndarray, block_size: np.ndarray
+    ) -> np.ndarray:
+        """A uniform item of the anchor's block (all items, or its group) outside its class."""
+        offset = block_start + rng.integers(0, block_size - self.class_size[anchor])
+        offset += np.where(offset >= self.class_start[anchor], self.class_size[anchor], 0)
+        return self.order[offset]
+
+
 class PairSampler:
     """Balanced positive/negative pairs from class labels, drawn afresh each epoch.
 
@@ -84,6 +153,14 @@ class PairSampler:
 
     Each pair's two items are then put in a random order, so neither side is special.
 
+    With ``pool_size`` the pairs are *pooled*: each run of ``pool_size`` consecutive pairs (a
+    batch, when ``pool_size`` is the batch size) is drawn as above but among one pool of at
+    most ``pool_size`` items: a few items (4, or more when there are few classes) of each of
+    several classes, the classes drawn in proportion to their size (with hard negatives, in
+    clusters of up to 4 classes of one group). A batch of ``pool_size`` pairs then holds about
+    half as many distinct items as an independent draw, so a trainer that embeds each distinct
+    item once (:func:`siamese.fused.unique_trainer`) does half the tower work per pair.
+
     Args:
         labels: Class of each item, integers of shape ``(n,)``.
         pairs_per_epoch: Pairs per epoch; default ``2 * n``.
@@ -94,12 +171,15 @@ class PairSampler:
         hard_negative_fraction: Share of the negatives drawn within a group, in [0, 1]; needs
             ``groups`` when above 0.
         seed: Non-negative seed; with the epoch number it fixes the pairs.
+        pool_size: Pairs drawn from each pool of items (at least 4), or ``None`` for
+            independent pairs.
 
     Raises:
         ConfigError: ``labels`` or ``groups`` is not a non-empty integer vector of the same
             length; fewer than 2 classes; a class has only 1 item; a class spans several
             groups; a fraction is outside [0, 1]; ``hard_negative_fraction`` is above 0 without
-            ``groups`` or with no group holding two classes; a count or seed is not valid.
+            ``groups`` or with no group holding two classes; a count, seed or pool size is not
+            valid.
     """
 
     def __init__(
@@ -111,6 +191,7 @@ class PairSampler:
         groups: Any = None,
         hard_negative_fraction: float = 0.0,
         seed: int = 0,
+        pool_size: int | None = None,
     ) -> None:
         raw = _int_array("labels", labels, 1)
         self.n_items = len(raw)
@@ -141,64 +222,103 @@ class PairSampler:
             group_values = _int_array("groups", groups, 1)
             _same_length("groups", group_values, "labels", raw)
             class_group = _group_of_classes(classes, group_values, raw)
-        self._build_tables(classes, sizes, class_group)
-
-    def _build_tables(self, classes: np.ndarray, sizes: np.ndarray, class_group: np.ndarray) -> None:
-        """Sort items by (group, class) so that every class and every group is one block."""
-        item_group = class_group[classes]
-        self._order = np.lexsort((classes, item_group))  # item at each sorted position
-        class_start = np.zeros(len(sizes), dtype=np.int64)
-        by_group = np.lexsort((np.arange(len(sizes)), class_group))  # classes in sorted order
-        class_start[by_group] = np.concatenate(([0], np.cumsum(sizes[by_group])[:-1]))
-        group_sizes = np.bincount(item_group)
-        group_start = np.concatenate(([0], np.cumsum(group_sizes)[:-1]))
-        position = np.empty(self.n_items, dtype=np.int64)
-        position[self._order] = np.arange(self.n_items)
-        # Per item: its class block, its rank inside it, and its group block.
-        self._class_start = class_start[classes]
-        self._class_size = sizes[classes]
-        self._rank = position - self._class_start
-        self._group_start = group_start[item_group]
-        self._group_size = group_sizes[item_group]
-        self._hard_anchors = np.flatnonzero(self._group_size > self._class_size)
-        if self.hard_negative_fraction > 0 and self._hard_anchors.size == 0:
+        self.n_classes = len(names)
+        self._blocks = _Blocks(classes, sizes, class_group)
+        if self.hard_negative_fraction > 0 and self._blocks.hard_anchors.size == 0:
             raise ConfigError("hard negatives need a group holding at least 2 classes, but each group has 1")
-        self.n_classes = len(sizes)
-
-    def _positives(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
-        anchor = rng.integers(0, self.n_items, size=count)
-        other = rng.integers(0, self._class_size[anchor] - 1)
-        other += other >= self._rank[anchor]  # skip the anchor itself
-        return anchor, self._order[self._class_start[anchor] + other]
-
-    def _negatives(
-        self, rng: np.random.Generator, anchor: np.ndarray, block_start: np.ndarray, block_size: np.ndarray
-    ) -> np.ndarray:
-        """A uniform item of the anchor's block (all items, or its group) outside its class."""
-        offset = block_start + rng.integers(0, block_size - self._class_size[anchor])
-        offset += np.where(offset >= self._class_start[anchor], self._class_size[anchor], 0)
-        return self._order[offset]
+        self.pool_size = None
+        if pool_size is not None:
+            self.pool_size = _positive_int("pool_size", pool_size)
+            if self.pool_size < 4:
+                raise ConfigError(f"pool_size must be at least 4 (two items of two classes), got {pool_size}")
+            self._classes, self._class_sizes, self._class_group = classes, sizes, class_group
+            self._class_block = np.zeros(len(sizes), dtype=np.int64)
+            self._class_block[classes] = self._blocks.class_start
+            self._group_classes = [np.flatnonzero(class_group == g) for g in range(class_group.max() + 1)]
 
     def _draw(self, rng: np.random.Generator) -> Pairs:
         total = self.pairs_per_epoch
         n_pos = int(round(self.positive_fraction * total))
         n_hard = int(round(self.hard_negative_fraction * (total - n_pos)))
+        if self.pool_size is not None:
+            return self._draw_pooled(rng, n_pos, n_hard)
+        blocks = self._blocks
         n_easy = total - n_pos - n_hard
-        pos_a, pos_b = self._positives(rng, n_pos)
-        easy_a = rng.integers(0, self.n_items, size=n_easy)
-        zeros = np.zeros(n_easy, dtype=np.int64)
-        easy_b = self._negatives(rng, easy_a, zeros, np.full(n_easy, self.n_items))
-        hard_a = np.zeros(0, dtype=np.int64)
-        if n_hard:
-            hard_a = self._hard_anchors[rng.integers(0, len(self._hard_anchors), size=n_hard)]
-        hard_b = self._negatives(rng, hard_a, self._group_start[hard_a], self._group_size[hard_a])
+        pos_a, pos_b = blocks.positives(rng, n_pos)
+        easy_a, easy_b = blocks.easy_negatives(rng, n_easy)
+        hard_a, hard_b = blocks.hard_negatives(rng, n_hard)
         index_a = np.concatenate((pos_a, easy_a, hard_a))
         index_b = np.concatenate((pos_b, easy_b, hard_b))
         label = np.concatenate((np.ones(n_pos, np.float32), np.zeros(n_easy + n_hard, np.float32)))
-        swap = rng.random(total) < 0.5
-        index_a, index_b = np.where(swap, index_b, index_a), np.where(swap, index_a, index_b)
+        index_a, index_b = _random_sides(rng, index_a, index_b)
         order = rng.permutation(total)
         return index_a[order], index_b[order], label[order]
+
+    def _draw_pooled(self, rng: np.random.Generator, n_pos: int, n_hard: int) -> Pairs:
+        """Each run of ``pool_size`` consecutive pairs drawn among one pool of items.
+
+        The kinds (positive, easy, hard) are spread over the epoch exactly as in an
+        independent draw; each pool then draws its share of each kind among its own items.
+        """
+        total, size = self.pairs_per_epoch, self.pool_size
+        kinds = np.concatenate(
+            (np.zeros(n_pos, np.int8), np.full(n_hard, 2, np.int8), np.ones(total - n_pos - n_hard, np.int8))
+        )
+        kinds = kinds[rng.permutation(total)]
+        index_a = np.empty(total, dtype=np.int64)
+        index_b = np.empty(total, dtype=np.int64)
+        for start in range(0, total, size):
+            kind = kinds[start : start + size]
+            items = self._pool(rng)
+            blocks = _Blocks(*_class_tables(self._classes[items], self._class_group))
+            if not blocks.hard_anchors.size:  # no group of the pool holds two classes
+                kind = np.where(kind == 2, 1, kind)
+            pool_a = np.empty(len(kind), dtype=np.int64)
+            pool_b = np.empty(len(kind), dtype=np.int64)
+            for value, draw in (
+                (0, blocks.positives),
+                (1, blocks.easy_negatives),
+                (2, blocks.hard_negatives),
+            ):
+                where = np.flatnonzero(kind == value)
+                pool_a[where], pool_b[where] = draw(rng, len(where))
+            pool_a, pool_b = _random_sides(rng, pool_a, pool_b)
+            index_a[start : start + size], index_b[start : start + size] = items[pool_a], items[pool_b]
+        return index_a, index_b, (kinds == 0).astype(np.float32)
+
+    def _pool(self, rng: np.random.Generator) -> np.ndarray:
+        """The items of one pool: a few items of each of several classes drawn by size (with
+        ``groups`` and hard negatives, classes come in clusters of one group)."""
+        per_class = max(2, min(POOL_ITEMS_PER_CLASS, self.pool_size // 2))
+        n_classes = max(2, min(self.n_classes, self.pool_size // per_class))
+        per_class = max(2, self.pool_size // n_classes)
+        # Weighted order without replacement: sort exponential draws divided by the weights.
+        order = np.argsort(rng.exponential(size=self.n_classes) / self._class_sizes, kind="stable")
+        if self.hard_negative_fraction > 0:
+            order = self._clustered(rng, order, n_classes)
+        chosen = order[:n_classes]
+        parts = []
+        for c in chosen:
+            start, count = self._class_block[c], self._class_sizes[c]
+            take = rng.choice(count, size=min(per_class, count), replace=False)
+            parts.append(self._blocks.order[start + take])
+        return np.concatenate(parts)
+
+    def _clustered(self, rng: np.random.Generator, order: np.ndarray, n_classes: int) -> np.ndarray:
+        """``order`` rearranged so each class is followed by up to 3 more of its group."""
+        taken = np.zeros(self.n_classes, dtype=bool)
+        result: list[int] = []
+        for lead in order:
+            if len(result) >= n_classes:
+                break
+            if taken[lead]:
+                continue
+            mates = self._group_classes[self._class_group[lead]]
+            mates = mates[~taken[mates] & (mates != lead)]
+            cluster = [int(lead), *rng.permutation(mates)[: POOL_CLASSES_PER_GROUP - 1].tolist()]
+            taken[cluster] = True
+            result.extend(cluster)
+        return np.array(result, dtype=np.int64)
 
     def epoch(self, epoch: int) -> Pairs:
         """The pairs of one epoch, shuffled.

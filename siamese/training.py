@@ -87,6 +87,9 @@ class ImageOptions:
     augment: bool = False
     # Add each training image's 90/180/270-degree rotations as new classes (square images).
     rotated_classes: bool = False
+    # Draw each batch's pairs among a pool of about batch-size images, each embedded once per
+    # step (half the tower work per pair of independent pairs); see PairSampler's pool_size.
+    pair_pools: bool = True
     global_pooling: str = "flatten"
     batch_norm: bool = False
     convs_per_block: int = 1

@@ -70,6 +70,28 @@ def test_image_fused_path_has_the_same_loss_and_gradients(head):
     _assert_same(plain, _loss_and_gradients(trainer, [images_a, images_b], loss))
 
 
+@pytest.mark.parametrize("head", ["abs-diff", "euclidean", "concat"])
+def test_unique_items_path_has_the_same_loss_and_gradients(head):
+    # A batch of 4 pairs over 5 distinct images: image 2 is on both sides of different pairs.
+    rng = np.random.default_rng(3)
+    pool = rng.integers(0, 255, size=(5, 10, 10, 1)).astype(np.uint8)
+    index_a, index_b = np.array([0, 2, 4, 2]), np.array([1, 3, 2, 0])
+    tower = siamese.image_tower((10, 10, 1), filters=(4, 8), embedding_dim=5, seed=4)
+    model = siamese.build_siamese(tower, head)
+    loss = losses.get("contrastive" if head == "euclidean" else "binary-crossentropy")
+    plain = _loss_and_gradients(model, [pool[index_a], pool[index_b]], loss)
+    distinct, position_a, position_b = (np.asarray(t) for t in fused.unique_items(index_a, index_b))
+    np.testing.assert_array_equal(distinct, [0, 2, 4, 1, 3])
+    np.testing.assert_array_equal(distinct[position_a], index_a)
+    np.testing.assert_array_equal(distinct[position_b], index_b)
+    trainer = fused.unique_trainer(model)
+    assert {id(v) for v in trainer.trainable_variables} == {id(v) for v in model.trainable_variables}
+    with tf.GradientTape() as tape:
+        value = loss(TARGETS, trainer([pool[distinct], position_a, position_b], training=True))
+    gradients = tape.gradient(value, model.trainable_variables)
+    _assert_same(plain, (float(value), [np.asarray(tf.convert_to_tensor(g)) for g in gradients]))
+
+
 def test_bucketed_batches_cover_every_pair_once_and_cut_padding():
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 30, size=1000)
@@ -99,3 +121,25 @@ def test_batch_norm_towers_keep_the_two_call_path():
     plain = siamese.image_tower((8, 8, 1), filters=(2,), embedding_dim=3)
     normed = siamese.image_tower((8, 8, 1), filters=(2,), embedding_dim=3, batch_norm=True)
     assert fused.computes_the_same(plain) and not fused.computes_the_same(normed)
+
+
+def test_embedding_texts_shortest_first_gives_the_towers_own_encodings():
+    texts = TEXTS_A + TEXTS_B + ["a", "the man is playing a guitar on the stage tonight"]
+    tower = siamese.text_tower(texts, units=6, embedding_dim=5, sequence_length=20, seed=3)
+    assert fused.trimmable(tower)
+    whole = np.asarray(tower(np.asarray(texts, dtype=object), training=False))
+    for batch_size in (1, 3, 64):
+        np.testing.assert_allclose(siamese.embed(tower, texts, batch_size=batch_size), whole, atol=1e-6)
+
+
+def test_towers_that_are_not_a_masked_chain_are_not_trimmed():
+    image = siamese.image_tower((8, 8, 1), filters=(2,), embedding_dim=3)
+    texts = ["a b", "c d e"]
+    vectorize = keras.layers.TextVectorization(output_sequence_length=5)
+    vectorize.adapt(texts)
+    inputs = keras.Input(shape=(), dtype="string")
+    unmasked = keras.layers.LSTM(3)(keras.layers.Embedding(10, 4)(vectorize(inputs)))
+    tower = keras.Model(inputs, unmasked)
+    assert not fused.trimmable(image) and not fused.trimmable(tower)
+    whole = np.asarray(tower(np.asarray(texts, dtype=object)))
+    np.testing.assert_allclose(siamese.embed(tower, texts), whole, atol=1e-6)

@@ -186,6 +186,21 @@ def test_pair_batches_gather_by_index_and_augment_reproducibly():
     assert not np.allclose(first[0][0][0], other[0][0][0])
 
 
+def test_unique_pair_batches_gather_each_image_once():
+    images = np.arange(5 * 6 * 6, dtype=np.uint8).reshape(5, 6, 6, 1)
+    pairs = (np.array([0, 1, 2, 3, 4]), np.array([1, 0, 2, 4, 3]), np.array([0, 0, 1, 0, 0], np.float32))
+    batches = list(image_pairs.pair_batches(images, pairs, 3, unique=True).as_numpy_iterator())
+    (items, position_a, position_b), y = batches[0]
+    assert len(items) == 3  # images 0, 1, 2 for pairs (0, 1), (1, 0), (2, 2)
+    np.testing.assert_array_equal(items[position_a], images[[0, 1, 2]])
+    np.testing.assert_array_equal(items[position_b], images[[1, 0, 2]])
+    np.testing.assert_array_equal(y, [0, 0, 1])
+    augment = AffineAugment(rotation=30, seed=3, component_probability=1.0)
+    distorted = image_pairs.pair_batches(images, pairs, 3, augment=augment, unique=True)
+    (items, position_a, _), _ = next(distorted.as_numpy_iterator())
+    assert items.dtype == np.float32 and items.shape == (3, 6, 6, 1)
+
+
 def test_eval_in_a_fresh_process_reproduces_the_metrics(tmp_path):
     data = _folder(tmp_path / "shapes")
     out = tmp_path / "run"
@@ -308,13 +323,13 @@ def test_cli_trains_and_evaluates_an_image_folder(tmp_path):
     out = tmp_path / "run"
     args = ["--task", "image-pairs", "--data", str(data), "--epochs", "1", "--batch-size", "16"]
     args += ["--filters", "4,8", "--embedding-dim", "8", "--pairs-per-epoch", "64", "--out", str(out)]
-    args += ["--rotated-classes", "--augment"]
+    args += ["--rotated-classes", "--augment", "--independent-pairs"]
     result = _cli("train", args)
     assert result.exit_code == 0, result.output
     assert "knn1_accuracy" in result.output and (out / "neighbours.png").is_file()
     config = json.loads((out / "config.json").read_text())["image"]
     assert config["filters"] == [4, 8] and config["embedding_dim"] == 8 and config["pairs_per_epoch"] == 64
-    assert config["rotated_classes"] and config["augment"]
+    assert config["rotated_classes"] and config["augment"] and not config["pair_pools"]
     evaluated = _cli("evaluate", ["--run", str(out), "--split", "dev"])
     assert evaluated.exit_code == 0, evaluated.output
     saved = json.loads((out / "metrics.json").read_text())["dev"]

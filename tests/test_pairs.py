@@ -162,6 +162,52 @@ def test_sampler_on_omniglot_alphabets(data_dir):
     assert np.all(data.groups[a[y == 0]] == data.groups[b[y == 0]])
 
 
+@pytest.mark.parametrize(("n_pairs", "pool"), [(1000, 64), (1001, 128), (37, 16), (10, 4)])
+def test_pooled_pairs_keep_the_balance_and_share_items_within_a_pool(n_pairs, pool):
+    rng = np.random.default_rng(8)
+    labels = np.repeat(np.arange(40), rng.integers(2, 30, size=40))
+    sampler = PairSampler(labels, pairs_per_epoch=n_pairs, pool_size=pool, seed=2)
+    a, b, y = sampler.epoch(1)
+    _check_pairs(labels, (a, b, y), n_pairs, int(round(0.5 * n_pairs)))
+    independent = PairSampler(labels, pairs_per_epoch=n_pairs, seed=2).epoch(1)
+    for start in range(0, n_pairs, pool):
+        distinct = np.unique(np.concatenate((a[start : start + pool], b[start : start + pool])))
+        assert len(distinct) <= pool
+    pooled_items = np.mean(
+        [len(np.unique(np.r_[a[i : i + pool], b[i : i + pool]])) for i in range(0, n_pairs, pool)]
+    )
+    free_items = np.mean(
+        [
+            len(np.unique(np.r_[independent[0][i : i + pool], independent[1][i : i + pool]]))
+            for i in range(0, n_pairs, pool)
+        ]
+    )
+    assert pooled_items < 0.75 * free_items
+    again = PairSampler(labels, pairs_per_epoch=n_pairs, pool_size=pool, seed=2).epoch(1)
+    for x, z in zip((a, b, y), again, strict=True):
+        np.testing.assert_array_equal(x, z)
+    assert not np.array_equal(a, sampler.epoch(2)[0])
+
+
+def test_pooled_pairs_with_few_classes_use_every_class():
+    labels = np.repeat(np.arange(3), 500)  # fewer classes than a pool would take
+    a, b, y = PairSampler(labels, pairs_per_epoch=640, pool_size=64, seed=0).epoch(0)
+    _check_pairs(labels, (a, b, y), 640, 320)
+    for start in range(0, 640, 64):
+        assert set(labels[np.r_[a[start : start + 64], b[start : start + 64]]]) == {0, 1, 2}
+
+
+def test_pooled_hard_negatives_share_the_group():
+    labels = np.repeat(np.arange(60), 6)
+    groups = labels // 6  # 10 groups of 6 classes
+    sampler = PairSampler(
+        labels, groups=groups, hard_negative_fraction=1.0, pairs_per_epoch=2000, pool_size=64, seed=5
+    )
+    a, b, y = sampler.epoch(0)
+    _check_pairs(labels, (a, b, y), 2000, 1000)
+    assert np.all(groups[a[y == 0]] == groups[b[y == 0]])
+
+
 @pytest.mark.parametrize(
     ("labels", "kwargs", "message"),
     [
@@ -176,6 +222,8 @@ def test_sampler_on_omniglot_alphabets(data_dir):
         ([0, 0, 1, 1], {"groups": [0, 0, 1, 1], "hard_negative_fraction": 0.5}, "each group has 1"),
         ([0, 0, 1, 1], {"pairs_per_epoch": 0}, "pairs_per_epoch must be a positive integer"),
         ([0, 0, 1, 1], {"seed": -1}, "seed must be a non-negative integer"),
+        ([0, 0, 1, 1], {"pool_size": 3}, "pool_size must be at least 4"),
+        ([0, 0, 1, 1], {"pool_size": 0}, "pool_size must be a positive integer"),
         ([[0, 0], [1, 1]], {}, "labels must be 1-dimensional"),
         ([], {}, "labels is empty"),
         ([0.0, 0.0, 1.0, 1.0], {}, "labels must hold integers"),

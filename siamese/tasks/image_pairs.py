@@ -167,8 +167,13 @@ def pair_batches(
     *,
     augment: AffineAugment | None = None,
     first_step: int = 0,
+    unique: bool = False,
 ) -> tf.data.Dataset:
     """Batches ``((images_a, images_b), labels)`` gathered by index from one image tensor.
+
+    With ``unique``, batches are ``((items, index_a, index_b), labels)`` for
+    :func:`siamese.fused.unique_trainer`: each distinct image of the batch once, and where
+    each pair's sides sit among them.
 
     Args:
         images: All images, ``(n, H, W, C)`` (an array or a tensor), kept once in memory.
@@ -176,7 +181,10 @@ def pair_batches(
         batch_size: Pairs per batch.
         augment: Optional distortions; batch ``i`` uses steps ``2 * (first_step + i)`` (side a)
             and ``2 * (first_step + i) + 1`` (side b), so the same batch is always distorted alike.
-        first_step: Number of the first batch (e.g. ``epoch * batches_per_epoch``).
+        first_step: Number of the first batch (e.g. ``epoch * batches_per_epoch``). With
+            ``unique`` the distinct images of batch ``i`` are distorted once, by step
+            ``2 * (first_step + i)``.
+        unique: Gather each distinct image once (see above).
 
     Returns:
         A ``tf.data.Dataset`` of image batches in the pairs' order (the images' own dtype;
@@ -186,9 +194,15 @@ def pair_batches(
 
     def gather(step: tf.Tensor, batch: tuple[tf.Tensor, ...]) -> tuple[tuple[tf.Tensor, ...], tf.Tensor]:
         a, b, y = batch
+        number = 2 * (tf.cast(step, tf.int64) + first_step)
+        if unique:
+            distinct, position_a, position_b = fused.unique_items(a, b)
+            items = tf.gather(images, distinct)
+            if augment is not None:
+                items = augment(tf.cast(items, tf.float32), step=number)
+            return (items, position_a, position_b), y
         side_a, side_b = tf.gather(images, a), tf.gather(images, b)
         if augment is not None:
-            number = 2 * (tf.cast(step, tf.int64) + first_step)
             side_a = augment(tf.cast(side_a, tf.float32), step=number)
             side_b = augment(tf.cast(side_b, tf.float32), step=number + 1)
         return (side_a, side_b), y
@@ -539,6 +553,7 @@ def train(
         groups=train_set.groups if hard else None,
         hard_negative_fraction=hard,
         seed=config.seed,
+        pool_size=config.batch_size if config.image.pair_pools else None,
     )
     dev_pairs = verification_pairs(dev_set, VERIFICATION_PAIRS, _eval_seed(config, "dev"))
     checkpoint = run.load_checkpoint() if resume else None
@@ -563,6 +578,14 @@ def train(
     augment = AffineAugment(seed=config.seed) if config.image.augment else None
     batches_per_epoch = math.ceil(sampler.pairs_per_epoch / config.batch_size)
 
+    # Each distinct image of a batch is embedded once (the same model, unless the tower has
+    # batch normalisation: its statistics are then over the distinct images of the batch).
+    unique = config.image.pair_pools or fused.computes_the_same(tower_of(model))
+    trainer = None
+    if unique:
+        trainer = fused.unique_trainer(model)
+        compile_model(trainer, config, optimizer=model.optimizer)
+
     def epoch_data(epoch: int) -> tuple[tf.data.Dataset, None]:
         batches = pair_batches(
             images,
@@ -570,18 +593,15 @@ def train(
             config.batch_size,
             augment=augment,
             first_step=epoch * batches_per_epoch,
+            unique=unique,
         )
         return batches, None
 
-    trainer = None
-    if fused.computes_the_same(tower_of(model)):
-        trainer = fused.fused_trainer(model)
-        compile_model(trainer, config, optimizer=model.optimizer)
     monitor, mode, shown = monitored(config)
     history = fit_epochs(
         model,
         epoch_data,
-        pair_batches(tf.constant(dev_set.images), dev_pairs, config.batch_size),
+        pair_batches(tf.constant(dev_set.images), dev_pairs, config.batch_size, unique=unique),
         run,
         config,
         monitor=monitor,

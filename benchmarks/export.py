@@ -1,0 +1,185 @@
+"""Embedding export throughput: reading + embedding + adding to FAISS, beside the bare forward pass.
+
+Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/export.py [--only text images]
+
+The *export path* is what ``siamese-index build`` does, timed from the file on disk to the
+filled index: read the items (:mod:`siamese.datasets.corpus`), embed them with the tower
+(:meth:`siamese.Index.build`, which calls :func:`siamese.models.embed` batch by batch) and add
+the vectors to a FAISS ``Flat`` index (cosine). The *bare forward pass* is the tower alone on
+the same items already in memory: its call compiled once as a ``tf.function``
+(:func:`siamese.models.compiled_forward`), batch after batch, no reading, no index. The export
+path's share of the bare pass's items/s is the figure (target: at least 80%).
+
+Workloads (untrained towers: speed does not depend on the weights):
+
+- ``text``: 32,768 distinct made-up sentences (the synthetic sentences of ``throughput.py``:
+  a Zipf vocabulary of 5,000 words, lengths log-normal with median 10 tokens, capped at 60)
+  in a ``.txt`` file, one per line; the text tower of ``siamese-train``'s defaults (vocabulary
+  adapted on them, 128-d embeddings, 128-unit LSTM, 30 tokens).
+- ``images``: the 10,000 Fashion-MNIST test images written as PNG files into one folder (the
+  export path decodes them); the image tower of ``siamese-train``'s defaults.
+
+Batch sizes 256, 1024 and 4096; each measured 3 times, the two sides alternating, in this one
+process (after one untimed warm-up of each); medians are reported. Writes
+``benchmarks/results/export.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "export.md"
+WORKLOADS = ("text", "images")
+BATCH_SIZES = (256, 1024, 4096)
+TEXTS = 32_768
+
+
+def text_workload(folder: Path) -> tuple[object, str, np.ndarray]:
+    """(tower, corpus spec for the export path, the items in memory for the bare pass)."""
+    import siamese
+    from siamese.training import TextOptions
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from throughput import synthetic_pairs
+
+    a, b, _ = synthetic_pairs(TEXTS, seed=0)
+    texts = list(dict.fromkeys(a + b))[:TEXTS]
+    path = folder / "sentences.txt"
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    options = TextOptions()
+    tower = siamese.text_tower(
+        texts,
+        units=options.units,
+        embedding_dim=options.embedding_dim,
+        sequence_length=options.sequence_length,
+        vocab_size=options.vocab_size,
+        seed=0,
+    )
+    return tower, str(path), np.asarray(texts, dtype=object)
+
+
+def image_workload(folder: Path) -> tuple[object, str, np.ndarray]:
+    """(tower, image folder for the export path, the decoded images for the bare pass)."""
+    from PIL import Image
+
+    import siamese
+    from siamese.datasets.images import load_image_dataset
+    from siamese.training import ImageOptions
+
+    images = load_image_dataset("fashion-mnist")["test"].images
+    pictures = folder / "pictures"
+    pictures.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image[..., 0]).save(pictures / f"{i:05d}.png")
+    options = ImageOptions()
+    tower = siamese.image_tower(
+        images.shape[1:],
+        filters=options.filters,
+        embedding_dim=options.embedding_dim,
+        global_pooling=options.global_pooling,
+        seed=0,
+    )
+    return tower, str(pictures), images
+
+
+def export_path(tower, spec: str, kind: str, batch_size: int) -> tuple[float, int]:
+    """Seconds from the file(s) on disk to the filled index, and the items indexed."""
+    from siamese.datasets.corpus import image_corpus, text_corpus
+    from siamese.index import Index
+
+    began = time.perf_counter()
+    items, payloads = text_corpus(spec) if kind == "text" else image_corpus(spec)
+    index = Index.build(tower, items, payloads=payloads, batch_size=batch_size, progress=False)
+    return time.perf_counter() - began, index.ntotal
+
+
+def bare_forward(tower, items: np.ndarray, batch_size: int) -> float:
+    """Seconds of the tower's compiled forward pass over ``items`` in memory."""
+    from siamese.models import compiled_forward
+
+    forward = compiled_forward(tower)
+    began = time.perf_counter()
+    for start in range(0, len(items), batch_size):
+        np.asarray(forward(items[start : start + batch_size]))
+    return time.perf_counter() - began
+
+
+def measure(kind: str, repeats: int, folder: Path) -> list[dict]:
+    tower, spec, items = (text_workload if kind == "text" else image_workload)(folder)
+    rows = []
+    for batch_size in BATCH_SIZES:
+        export_path(tower, spec, kind, batch_size)  # warm-up: traces the compiled calls
+        bare_forward(tower, items, batch_size)
+        exports, bares = [], []
+        for repeat in range(repeats):
+            sides = ("export", "bare") if repeat % 2 == 0 else ("bare", "export")
+            for side in sides:
+                if side == "export":
+                    seconds, count = export_path(tower, spec, kind, batch_size)
+                    assert count == len(items), (count, len(items))
+                    exports.append(len(items) / seconds)
+                else:
+                    bares.append(len(items) / bare_forward(tower, items, batch_size))
+        rows.append(
+            {"kind": kind, "items": len(items), "batch": batch_size, "export": exports, "bare": bares}
+        )
+        sys.stderr.write(f"{kind} batch {batch_size}: export {exports}, bare {bares}\n")
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| items | batch | export path items/s (median, min–max) | bare forward items/s (median, min–max) "
+        "| export / bare |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        export, bare = statistics.median(r["export"]), statistics.median(r["bare"])
+        lines.append(
+            f"| {r['kind']} ({r['items']:,}) | {r['batch']:,} "
+            f"| {export:,.0f} ({min(r['export']):,.0f}–{max(r['export']):,.0f}) "
+            f"| {bare:,.0f} ({min(r['bare']):,.0f}–{max(r['bare']):,.0f}) | **{export / bare:.0%}** |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    import logging
+
+    import siamese  # noqa: F401  (quiet TensorFlow start-up)
+    from siamese.io import atomic_write_text
+
+    logging.basicConfig(level=logging.WARNING)
+    began = time.perf_counter()
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="siamese-export-") as folder:
+        for kind in args.only:
+            rows.extend(measure(kind, args.repeats, Path(folder)))
+    command = "SIAMESE_DATA_DIR=../shared/datasets python benchmarks/export.py --only " + " ".join(args.only)
+    text = (
+        "# Embedding export: reading + embedding + adding to FAISS, beside the bare forward pass\n\n"
+        f"Command: `{command}` ({args.repeats} repeats per cell, alternating, medians; one process; "
+        f"total {time.perf_counter() - began:.0f} s; load average at the end {os.getloadavg()[0]:.1f} "
+        f"on {len(os.sched_getaffinity(0))} cores).\n\n" + table(rows) + "\n"
+    )
+    atomic_write_text(args.out, text)
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
