@@ -23,10 +23,13 @@ Workloads:
   seeded carve picks the dev pairs for both sides); binary, ``abs-diff`` head, cross-entropy.
 - ``fashion-mnist``: Fashion-MNIST pairs, 54,000 per epoch, balanced, with 4,000 dev pairs;
   the image tower's defaults, ``abs-diff`` head, cross-entropy. The plain side draws its pairs
-  once (NumPy arrays of both images), the toolkit draws fresh pairs each epoch.
+  once, independently (NumPy arrays of both images); the toolkit draws fresh pairs each epoch,
+  pooled (its default: each batch's 128 pairs among ~128 images, each embedded once).
 
 Each repeat runs each side in a fresh subprocess (so its peak memory is its own), alternating
-which side goes first; figures are medians over the repeats. Writes
+which side goes first; repeat i trains both sides with seed ``--seed`` + i (the data stays
+that of ``--seed``), so the dev figures show the spread over seeds and equal quality means
+the two sides' means differ by less than that spread. Speeds are medians over the repeats. Writes
 ``benchmarks/results/throughput.md``.
 """
 
@@ -228,6 +231,7 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
         longest = max(i.shape[1] for i in ids)
         ids = [np.pad(i, ((0, 0), (0, longest - i.shape[1]))) for i in ids]
         x, dev_x = ids[:2], ids[2:]
+        padding = padding_shares(x[0], x[1], config)
         y, dev_y = text_pairs._targets(train, config), text_pairs._targets(dev, config)
         tower = keras.Sequential(
             [
@@ -253,7 +257,33 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
         callbacks=[times.callback],
         verbose=0,
     )
-    return _figures(len(y), times.seconds, fitted.history)
+    figures = _figures(len(y), times.seconds, fitted.history)
+    if workload != "fashion-mnist":
+        figures["padding"] = padding
+    return figures
+
+
+def padding_shares(ids_a: np.ndarray, ids_b: np.ndarray, config) -> dict[str, float]:
+    """Share of the token slots that hold padding in the first epoch, on each side: the plain
+    side pads both inputs to the longest sentence of the data; the toolkit cuts each sentence
+    to ``sequence_length`` tokens and each length-bucketed batch to its longest sentence."""
+    from siamese import fused
+    from siamese.training import epoch_permutation
+
+    lengths_a, lengths_b = fused.lengths_of(ids_a), fused.lengths_of(ids_b)
+    used = int(lengths_a.sum() + lengths_b.sum())
+    plain = 1.0 - used / (2 * len(ids_a) * ids_a.shape[1])
+    cap = config.text.sequence_length
+    cut_a, cut_b = np.minimum(lengths_a, cap), np.minimum(lengths_b, cap)
+    batches = fused.batch_order(
+        np.maximum(cut_a, cut_b),
+        epoch_permutation(len(ids_a), config.seed, 0),
+        config.batch_size,
+        pool_batches=config.text.bucket_pool,
+        rng=np.random.default_rng([config.seed, 0, 1]),
+    )
+    slots = sum(2 * len(b) * max(int(np.maximum(cut_a[b], cut_b[b]).max()), 1) for b in batches)
+    return {"plain": plain, "toolkit": 1.0 - int(cut_a.sum() + cut_b.sum()) / slots}
 
 
 # --------------------------------------------------------------------------- driver
@@ -266,7 +296,7 @@ def worker(args: argparse.Namespace) -> None:
     folder = Path(args.folder)
     data = {"sick": "sick", "fashion-mnist": "fashion-mnist"}.get(args.workload)
     if args.workload == "synthetic":
-        data = str(write_synthetic(folder, args.seed))
+        data = str(write_synthetic(folder, args.data_seed))
     if args.worker == "plain":
         result = plain_side(args.workload, data, args.seed)
     else:
@@ -274,8 +304,11 @@ def worker(args: argparse.Namespace) -> None:
     sys.stdout.write(json.dumps(result) + "\n")
 
 
-def run_worker(side: str, workload: str, seed: int, folder: str, *, quick: bool = False) -> dict:
+def run_worker(
+    side: str, workload: str, seed: int, data_seed: int, folder: str, *, quick: bool = False
+) -> dict:
     command = [sys.executable, __file__, "--worker", side, "--workload", workload, "--seed", str(seed)]
+    command += ["--data-seed", str(data_seed)]
     if quick:
         command.append("--quick")
     done = subprocess.run([*command, "--folder", folder], capture_output=True, text=True, check=False)
@@ -286,9 +319,9 @@ def run_worker(side: str, workload: str, seed: int, folder: str, *, quick: bool 
 
 def table(results: dict[str, dict[str, list[dict]]]) -> str:
     rows = [
-        "| workload | side | pairs/s (median, min–max) | fit seconds | dev after the same epochs "
-        "| peak RSS MB | toolkit / plain pairs/s |",
-        "|---|---|---|---|---|---|---|",
+        "| workload | side | pairs/s (median, min–max) | fit seconds | dev after the same epochs (mean ± sd) "
+        "| padding share of token slots | peak RSS MB | toolkit / plain pairs/s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for workload, sides in results.items():
         median = {
@@ -297,14 +330,21 @@ def table(results: dict[str, dict[str, list[dict]]]) -> str:
         for side, runs in sides.items():
             speeds = [r["pairs_per_second"] for r in runs]
             dev = "; ".join(
-                f"{k[4:]} " + "/".join(f"{r['dev'][k]:.4f}" for r in runs) for k in sorted(runs[0]["dev"])
+                f"{k[4:]} {statistics.mean(r['dev'][k] for r in runs):.4f}"
+                + (f" ± {statistics.stdev(r['dev'][k] for r in runs):.4f}" if len(runs) > 1 else "")
+                + " ("
+                + "/".join(f"{r['dev'][k]:.4f}" for r in runs)
+                + ")"
+                for k in sorted(runs[0]["dev"])
             )
             ratio = f"**{median['toolkit'] / median['plain']:.2f}×**" if side == "toolkit" else ""
+            padding = next((r["padding"][side] for r in sides["plain"] if "padding" in r), None)
+            padding = "" if padding is None else f"{padding:.0%}"
             rows.append(
                 f"| {workload} ({runs[0]['epochs']} epochs) | {side} | {median[side]:,.0f} "
                 f"({min(speeds):,.0f}–{max(speeds):,.0f}) "
                 f"| {statistics.median(r['seconds'] for r in runs):.1f} "
-                f"| {dev} | {statistics.median(r['peak_rss_mb'] for r in runs):,.0f} | {ratio} |"
+                f"| {dev} | {padding} | {statistics.median(r['peak_rss_mb'] for r in runs):,.0f} | {ratio} |"
             )
     return "\n".join(rows)
 
@@ -315,7 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--only", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the first repeat (and of the data).")
+    parser.add_argument("--data-seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=["plain", "toolkit"], help=argparse.SUPPRESS)
     parser.add_argument("--workload", choices=WORKLOADS, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -341,7 +382,8 @@ def main(argv: list[str] | None = None) -> None:
             for repeat in range(args.repeats):
                 order = ("plain", "toolkit") if repeat % 2 == 0 else ("toolkit", "plain")
                 for side in order:
-                    sides[side].append(run_worker(side, workload, args.seed, folder, quick=args.quick))
+                    seed = args.seed + repeat  # each repeat a new seed, the same for both sides
+                    sides[side].append(run_worker(side, workload, seed, args.seed, folder, quick=args.quick))
                     sys.stderr.write(f"{workload} {side} repeat {repeat + 1}: {sides[side][-1]}\n")
     command = "SIAMESE_DATA_DIR=../shared/datasets python benchmarks/throughput.py --only " + " ".join(
         args.only
@@ -350,9 +392,10 @@ def main(argv: list[str] | None = None) -> None:
         command += f" --repeats {args.repeats}"
     text = (
         "# Training throughput: toolkit vs the plain Keras formulation\n\n"
-        f"Command: `{command}` (seed {args.seed}; {args.repeats} repeats per side, each in a fresh process, "
-        f"alternating which side goes first; total {time.perf_counter() - began:.0f} s; "
-        "load average at the end "
+        f"Command: `{command}` ({args.repeats} repeats per side, repeat i with training seed "
+        f"{args.seed}+i on both sides (data seed {args.seed}), each in a fresh process, alternating which "
+        "side goes first; dev figures as mean ± sd over the seeds, each seed's value in brackets; "
+        f"total {time.perf_counter() - began:.0f} s; load average at the end "
         f"{os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} cores).\n\n" + table(results) + "\n"
     )
     if not args.quick:

@@ -3,10 +3,12 @@
 The data is ``fashion-mnist``, ``omniglot``, ``tfds:NAME`` or a folder of class sub-folders, read
 by :func:`siamese.datasets.images.load_image_dataset`. Each epoch draws fresh balanced pairs from
 the training images with :class:`siamese.pairs.PairSampler`: the draw depends only on the seed
-and the epoch, so a resumed run repeats it. Batches gather their images by index from one
-in-memory array (an epoch never holds a copy of every pair), and the optional affine
-distortions of :class:`siamese.augment.AffineAugment` are applied per batch, seeded by the
-batch's number.
+and the epoch, so a resumed run repeats it. By default (``pair_pools``) each batch's pairs are
+drawn among a pool of about batch-size images and each distinct image of a batch is embedded
+once (:func:`siamese.fused.unique_trainer`), half the tower work of independent pairs. Batches
+gather their images by index from one in-memory array (an epoch never holds a copy of every
+pair), and the optional affine distortions of :class:`siamese.augment.AffineAugment` are
+applied per batch, seeded by the batch's number.
 
 The default head is ``abs-diff`` with binary cross-entropy; ``--head euclidean --loss
 contrastive`` (and the other heads) work too, with the same rules as text pairs.
