@@ -166,6 +166,7 @@ def compiled_forward(tower: keras.Model) -> Any:
     if forward is None:
         import tensorflow as tf
 
-        forward = tf.function(lambda batch: tower(batch, training=False), reduce_retracing=True)
+        held = weakref.ref(tower)  # the cached function must not keep its (weak) key alive
+        forward = tf.function(lambda batch: held()(batch, training=False), reduce_retracing=True)
         _FORWARDS[tower] = forward
     return forward

@@ -157,7 +157,8 @@ class PairSampler:
     batch, when ``pool_size`` is the batch size) is drawn as above but among one pool of at
     most ``pool_size`` items: a few items (4, or more when there are few classes) of each of
     several classes, the classes drawn in proportion to their size (with hard negatives, in
-    clusters of up to 4 classes of one group). A batch of ``pool_size`` pairs then holds about
+    clusters of up to 4 classes of one group; a pool whose groups each hold one class gives
+    easy negatives in place of its hard ones). A batch of ``pool_size`` pairs then holds about
     half as many distinct items as an independent draw, so a trainer that embeds each distinct
     item once (:func:`siamese.fused.unique_trainer`) does half the tower work per pair.
 

@@ -143,3 +143,19 @@ def test_towers_that_are_not_a_masked_chain_are_not_trimmed():
     assert not fused.trimmable(image) and not fused.trimmable(tower)
     whole = np.asarray(tower(np.asarray(texts, dtype=object)))
     np.testing.assert_allclose(siamese.embed(tower, texts), whole, atol=1e-6)
+
+
+def test_compiled_forwards_do_not_keep_their_tower_alive():
+    import gc
+    import weakref
+
+    from siamese import models
+
+    tower = siamese.image_tower((8, 8, 1), filters=(2,), embedding_dim=3)
+    images = np.zeros((2, 8, 8, 1), dtype=np.uint8)
+    np.testing.assert_allclose(siamese.embed(tower, images), np.asarray(tower(images)), atol=1e-6)
+    held = weakref.ref(tower)
+    assert held in {weakref.ref(t) for t in models._FORWARDS.keys()}
+    del tower
+    gc.collect()
+    assert held() is None
