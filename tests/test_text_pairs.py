@@ -83,6 +83,26 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     np.testing.assert_allclose(mb["dev"]["pearson"], ma["dev"]["pearson"], rtol=1e-4)
 
 
+def test_resume_with_dropout_repeats_the_masks_of_an_uninterrupted_run(tmp_path):
+    # Keras does not save the state of a layer's dropout generator; the epoch loop sets it from
+    # (seed, epoch), so the resumed run's epochs 2 and 3 draw the masks of the run that went on
+    data = _pairs_file(tmp_path / "pairs.tsv")
+
+    def config(epochs):
+        options = TextOptions(units=8, embedding_dim=8, sequence_length=8, dropout=0.5)
+        return RunConfig(
+            task="text-pairs", data=str(data), epochs=epochs, batch_size=16, patience=0, seed=1, text=options
+        )
+
+    text_pairs.train(config(3), tmp_path / "whole", verbose=0)
+    text_pairs.train(config(1), tmp_path / "split", verbose=0)
+    text_pairs.train(config(3), tmp_path / "split", resume=True, verbose=0)
+    a = json.loads((tmp_path / "whole" / "history.json").read_text())
+    b = json.loads((tmp_path / "split" / "history.json").read_text())
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-5)
+    np.testing.assert_allclose(b["val_pearson"], a["val_pearson"], rtol=1e-5)
+
+
 def test_a_new_run_refuses_to_overwrite_and_resume_needs_a_run(tmp_path):
     data = _pairs_file(tmp_path / "pairs.tsv")
     out = tmp_path / "run"

@@ -64,7 +64,7 @@ from siamese.models import build_siamese, embed, load_model, tower_of
 from siamese.pairs import Pairs, PairSampler, fixed_pairs
 from siamese.tasks.text_pairs import compile_model, monitored, resolve_defaults
 from siamese.towers import image_tower
-from siamese.training import RunConfig, RunDir, fit_epochs, plot_history
+from siamese.training import RunConfig, RunDir, fit_epochs, plot_history, without_autotune
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,8 @@ def pair_batches(
         return (side_a, side_b), y
 
     dataset = tf.data.Dataset.from_tensor_slices((index_a, index_b, labels)).batch(batch_size)
-    return dataset.enumerate().map(gather, num_parallel_calls=2, deterministic=True).prefetch(2)
+    dataset = dataset.enumerate().map(gather, num_parallel_calls=2, deterministic=True).prefetch(2)
+    return without_autotune(dataset)
 
 
 # --------------------------------------------------------------------------- one-shot trials

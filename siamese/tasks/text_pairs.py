@@ -23,7 +23,14 @@ from siamese.errors import ConfigError
 from siamese.keras_metrics import PearsonCorrelation
 from siamese.models import build_siamese, load_model, tower_of
 from siamese.towers import text_tower
-from siamese.training import RunConfig, RunDir, epoch_permutation, fit_epochs, plot_history
+from siamese.training import (
+    RunConfig,
+    RunDir,
+    epoch_permutation,
+    fit_epochs,
+    plot_history,
+    without_autotune,
+)
 from siamese.vectors import load_word_vectors
 
 logger = logging.getLogger(__name__)
@@ -266,7 +273,8 @@ def _id_dataset(
             tf.TensorSpec(target_shape, tf.as_dtype(targets.dtype)),
         ),
     )
-    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
+    return without_autotune(dataset)
 
 
 def evaluate(run_dir: str | os.PathLike[str], *, data: str | None = None, split: str = "test") -> dict:
