@@ -18,6 +18,9 @@ Workloads (untrained towers: speed does not depend on the weights):
   adapted on them, 128-d embeddings, 128-unit LSTM, 30 tokens).
 - ``images``: the 10,000 Fashion-MNIST test images written as PNG files into one folder (the
   export path decodes them); the image tower of ``siamese-train``'s defaults.
+- ``images-idx``: the same images and tower, the export path reading them from the dataset's
+  own idx files (``siamese-index build --input fashion-mnist``: its test split, unzipped and
+  parsed inside the timed path).
 
 Batch sizes 256, 1024 and 4096; each measured 3 times, the two sides alternating, in this one
 process (after one untimed warm-up of each); medians are reported. Writes
@@ -37,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results" / "export.md"
-WORKLOADS = ("text", "images")
+WORKLOADS = ("text", "images", "images-idx")
 BATCH_SIZES = (256, 1024, 4096)
 TEXTS = 32_768
 
@@ -66,28 +69,44 @@ def text_workload(folder: Path) -> tuple[object, str, np.ndarray]:
     return tower, str(path), np.asarray(texts, dtype=object)
 
 
-def image_workload(folder: Path) -> tuple[object, str, np.ndarray]:
-    """(tower, image folder for the export path, the decoded images for the bare pass)."""
-    from PIL import Image
-
+def default_image_tower(images: np.ndarray):
+    """The image tower of ``siamese-train``'s defaults for images of this shape (untrained)."""
     import siamese
-    from siamese.datasets.images import load_image_dataset
     from siamese.training import ImageOptions
 
-    images = load_image_dataset("fashion-mnist")["test"].images
-    pictures = folder / "pictures"
-    pictures.mkdir()
-    for i, image in enumerate(images):
-        Image.fromarray(image[..., 0]).save(pictures / f"{i:05d}.png")
     options = ImageOptions()
-    tower = siamese.image_tower(
+    return siamese.image_tower(
         images.shape[1:],
         filters=options.filters,
         embedding_dim=options.embedding_dim,
         global_pooling=options.global_pooling,
         seed=0,
     )
-    return tower, str(pictures), images
+
+
+def image_workload(folder: Path) -> tuple[object, str, np.ndarray]:
+    """(tower, image folder for the export path, the decoded images for the bare pass)."""
+    from PIL import Image
+
+    from siamese.datasets.images import load_image_dataset
+
+    images = load_image_dataset("fashion-mnist")["test"].images
+    pictures = folder / "pictures"
+    pictures.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image[..., 0]).save(pictures / f"{i:05d}.png")
+    return default_image_tower(images), str(pictures), images
+
+
+def image_file_workload(folder: Path) -> tuple[object, str, np.ndarray]:
+    """(tower, the dataset name for the export path, the decoded images for the bare pass)."""
+    from siamese.datasets.images import load_image_dataset
+
+    images = load_image_dataset("fashion-mnist")["test"].images
+    return default_image_tower(images), "fashion-mnist", images
+
+
+WORKLOAD_BUILDERS = {"text": text_workload, "images": image_workload, "images-idx": image_file_workload}
 
 
 def export_path(tower, spec: str, kind: str, batch_size: int) -> tuple[float, int]:
@@ -113,7 +132,7 @@ def bare_forward(tower, items: np.ndarray, batch_size: int) -> float:
 
 
 def measure(kind: str, repeats: int, folder: Path) -> list[dict]:
-    tower, spec, items = (text_workload if kind == "text" else image_workload)(folder)
+    tower, spec, items = WORKLOAD_BUILDERS[kind](folder)
     rows = []
     for batch_size in BATCH_SIZES:
         export_path(tower, spec, kind, batch_size)  # warm-up: traces the compiled calls

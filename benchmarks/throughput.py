@@ -390,6 +390,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.repeats != 3:
         command += f" --repeats {args.repeats}"
+    if args.out != RESULTS:
+        command += f" --out {os.path.relpath(args.out, Path(__file__).resolve().parent.parent)}"
     text = (
         "# Training throughput: toolkit vs the plain Keras formulation\n\n"
         f"Command: `{command}` ({args.repeats} repeats per side, repeat i with training seed "

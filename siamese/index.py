@@ -826,7 +826,7 @@ def _read_images(paths: Sequence[str | os.PathLike[str]], shape: tuple[int, int,
         raise ConfigError(f"the tower takes images with {channels} channels; image files give 1 or 3")
     return np.stack(
         [
-            _to_array(_open_image(path, path=path, what=Path(path).name), channels, (height, width))
+            _to_array(_open_image(path, path=path, what=os.path.basename(path)), channels, (height, width))
             for path in paths
         ]
     )

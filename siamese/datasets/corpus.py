@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from siamese.datasets.images import IMAGE_SUFFIXES, load_image_dataset
+from siamese.datasets.images import IMAGE_SUFFIXES, load_image_split
 from siamese.datasets.text import TEXT_DATASETS, load_text_dataset
 from siamese.errors import ConfigError, DataError
 
@@ -55,12 +55,16 @@ def image_corpus(spec: str, *, size: tuple[int, int] | None = None) -> tuple[Any
         if not files:
             raise DataError("no PNG/JPEG images in this folder", path=path)
         return [str(p) for p in files], [str(p) for p in files]
-    name, _, split = spec.partition(":")
-    splits = load_image_dataset(name, size=size)
-    split = split or ("test" if "test" in splits else "train")
-    if split not in splits:
-        raise ConfigError(f"--input {spec!r}: split {split!r} not in {', '.join(splits)}")
-    data = splits[split]
+    name, split = spec, ""
+    head, colon, tail = spec.rpartition(":")
+    if colon and head and head != "tfds":  # "NAME:SPLIT"; "tfds:NAME" is a name
+        name, split = head, tail
+    if not split:  # the held-out split where the dataset has one
+        split = "test" if name == "fashion-mnist" or name.startswith("tfds:") else "train"
+    try:
+        data = load_image_split(name, split, size=size)
+    except ConfigError as exc:
+        raise ConfigError(f"--input {spec!r}: {exc}") from None
     payloads = [
         {"split": split, "index": int(i), "label": data.class_names[int(label)]}
         for i, label in enumerate(data.labels)

@@ -246,7 +246,9 @@ def _to_array(image: Image.Image, channels: int, size: Size | None) -> np.ndarra
 
     Alpha is dropped (not composited); 1-bit images become 0/255.
     """
-    image = image.convert("L" if channels == 1 else "RGB")
+    mode = "L" if channels == 1 else "RGB"
+    if image.mode != mode:
+        image = image.convert(mode)
     if size is not None and image.size != (size[1], size[0]):
         image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     array = np.asarray(image, dtype=np.uint8)
@@ -256,7 +258,10 @@ def _to_array(image: Image.Image, channels: int, size: Size | None) -> np.ndarra
 def _open_image(source: PathArg | bytes, *, path: PathArg, what: str) -> Image.Image:
     """Decode an image fully from a file or from bytes, raising DataError if it is corrupt."""
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        if not isinstance(source, bytes):
+            with open(source, "rb") as handle:  # read whole, so no file stays open with the image
+                source = handle.read()
+        image = Image.open(io.BytesIO(source))
         image.load()
     except _DECODE_ERRORS as exc:
         raise DataError(f"cannot decode image {what}: {exc}", path=path) from exc
@@ -817,6 +822,24 @@ def _resized(data: LabelledImages, size: Size | None) -> LabelledImages:
         data.group_names,
         data.name,
     )
+
+
+def load_image_split(spec: str, split: str, *, size: Sequence[int] | None = None) -> LabelledImages:
+    """One split of :func:`load_image_dataset` ``(spec, size=size)``.
+
+    Fashion-MNIST's ``test`` split has files of its own and is read alone (not the 60,000
+    training images as well); any other split is carved as :func:`load_image_dataset` does.
+
+    Raises:
+        ConfigError: As :func:`load_image_dataset`, or the dataset has no such split.
+        DataError: As :func:`load_image_dataset`.
+    """
+    if spec == "fashion-mnist" and split == "test":
+        return _resized(read_fashion_mnist("test"), _check_size(size))
+    splits = load_image_dataset(spec, size=size)
+    if split not in splits:
+        raise ConfigError(f"{spec!r} has no split {split!r}; it has {', '.join(splits)}")
+    return splits[split]
 
 
 def load_image_dataset(
