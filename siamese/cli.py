@@ -70,6 +70,7 @@ def verbose_option(func: Callable[..., Any]) -> Callable[..., Any]:
 Examples:
   siamese-train --task text-pairs --data sick --epochs 10 --out runs/sick
   siamese-train --task text-pairs --data stsb --word-vectors glove-6b-50d --out runs/stsb
+  siamese-train --task text-pairs --data mrpc --init-tower runs/sick --out runs/mrpc
   siamese-train --task text-pairs --data pairs.tsv --text-a-col q1 --text-b-col q2 --label-col dup
   siamese-train --task text-pairs --out runs/sick --resume --epochs 20
   siamese-train --task image-pairs --data fashion-mnist --epochs 5 --out runs/f
@@ -164,6 +165,19 @@ Examples:
     help="Text: word embedding width [128]. Images: the tower's output width [64].",
 )
 @click.option("--rnn", type=click.Choice(["lstm", "bilstm"]), default="lstm", show_default=True)
+@click.option(
+    "--init-tower",
+    type=click.Path(),
+    default=None,
+    help="Text: start from the tower of an earlier run (its folder or tower.keras) under a fresh head.",
+)
+@click.option(
+    "--sequence-pooling",
+    type=click.Choice(["last", "mean", "max"]),
+    default="last",
+    show_default=True,
+    help="Text: the LSTM's last state, or the mean or maximum of its states over the tokens.",
+)
 @click.option("--sequence-length", type=click.IntRange(min=1), default=30, show_default=True)
 @click.option("--vocab-size", type=click.IntRange(min=3), default=20000, show_default=True)
 @click.option("--text-a-col", default="sentence1", show_default=True, help="CSV/TSV: first text column.")
@@ -258,9 +272,11 @@ def train(
             embedding_dim=options["embedding_dim"] or 128,
             units=options["units"],
             rnn=options["rnn"],
+            sequence_pooling=options["sequence_pooling"],
             word_vectors=options["word_vectors"],
             train_embeddings=not options["freeze_embeddings"],
             vectors_vocabulary=options["vectors_vocabulary"],
+            init_tower=options["init_tower"],
             text_a_col=options["text_a_col"],
             text_b_col=options["text_b_col"],
             label_col=options["label_col"],

@@ -1,8 +1,10 @@
 """Tower builders: functions that return a named ``keras.Model`` from raw input to an embedding.
 
 A tower is built once and then called on every input of a pair, so its weights exist once.
-Each tower takes RAW input (strings, images, integer ids) and is made only of Keras's own
-layers, so a saved ``tower.keras`` loads with ``keras.saving.load_model`` on its own.
+Each tower takes RAW input (strings, images, integer ids) and is made of Keras's own layers,
+so a saved ``tower.keras`` loads with ``keras.saving.load_model`` on its own; the one
+exception is a text tower with ``sequence_pooling="max"``, whose :class:`MaskedMaxPooling1D`
+is registered when ``siamese`` is imported.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from siamese.vectors import WordVectors
 logger = logging.getLogger(__name__)
 
 RNN_KINDS = ("lstm", "bilstm")
+# How a text tower turns the LSTM's states into one vector: its last state, or the mean or
+# maximum of its states over the sentence's real tokens.
+SEQUENCE_POOLINGS = ("last", "mean", "max")
 POOLINGS = ("max", "avg")
 GLOBAL_POOLINGS = ("flatten", "avg", "max")
 
@@ -48,6 +53,7 @@ def text_tower(
     embedding_dim: int | None = 128,
     units: int = 128,
     rnn: str = "lstm",
+    sequence_pooling: str = "last",
     word_vectors: WordVectors | Mapping[str, np.ndarray] | None = None,
     train_embeddings: bool = True,
     dropout: float = 0.0,
@@ -68,6 +74,10 @@ def text_tower(
         embedding_dim: Width of the word embedding. ``None`` takes the word vectors' width.
         units: LSTM units (per direction for ``"bilstm"``); the embedding width of the tower.
         rnn: ``"lstm"`` or ``"bilstm"`` (a bidirectional LSTM whose two states are joined).
+        sequence_pooling: ``"last"`` takes the LSTM's last state; ``"mean"`` and ``"max"``
+            pool its states over the real tokens (the padding is masked). ``"max"`` uses
+            :class:`MaskedMaxPooling1D`, so a tower saved with it loads once ``siamese`` is
+            imported; the other two are made of Keras's own layers only.
         word_vectors: Pretrained vectors (a :class:`~siamese.vectors.WordVectors` or a mapping
             from word to vector) used to initialise the rows of the words they cover.
         train_embeddings: Whether the embedding is fine-tuned (``False`` freezes it).
@@ -94,6 +104,7 @@ def text_tower(
     sequence_length = _positive_int("sequence_length", sequence_length)
     units = _positive_int("units", units)
     rnn = _choice("rnn", rnn, RNN_KINDS)
+    sequence_pooling = _choice("sequence_pooling", sequence_pooling, SEQUENCE_POOLINGS)
     dropout = _non_negative_fraction("dropout", dropout)
     if embedding_dim is None:
         if word_vectors is None:
@@ -138,6 +149,7 @@ def text_tower(
     lstm = keras.layers.LSTM(
         units,
         dropout=dropout,
+        return_sequences=sequence_pooling != "last",
         kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
         recurrent_initializer=keras.initializers.Orthogonal(seed=seed),
         name="lstm",
@@ -146,6 +158,10 @@ def text_tower(
         x = keras.layers.Bidirectional(lstm, name="bilstm")(x)
     else:
         x = lstm(x)
+    if sequence_pooling == "mean":
+        x = keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
+    elif sequence_pooling == "max":
+        x = MaskedMaxPooling1D(name="max_pool")(x)
     model = keras.Model(inputs, x, name=name)
     if word_vectors is not None:
         matrix = np.array(embedding.get_weights()[0])
@@ -158,6 +174,32 @@ def text_tower(
             100.0 * covered / len(vocabulary),
         )
     return model
+
+
+@keras.saving.register_keras_serializable(package="siamese")
+class MaskedMaxPooling1D(keras.layers.Layer):
+    """Maximum over the steps of a ``(batch, steps, features)`` sequence, masked steps left
+    out (Keras's ``GlobalMaxPooling1D`` ignores the mask, so padding would count). A row with
+    no unmasked step pools to zeros."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs: object, mask: object = None) -> object:
+        ops = keras.ops
+        if mask is None:
+            return ops.max(inputs, axis=1)
+        keep = ops.expand_dims(ops.cast(mask, "bool"), -1)
+        lowest = ops.cast(ops.min(inputs) - 1.0, inputs.dtype)
+        pooled = ops.max(ops.where(keep, inputs, lowest), axis=1)
+        return ops.where(ops.any(keep, axis=1), pooled, ops.zeros_like(pooled))
+
+    def compute_mask(self, inputs: object, mask: object = None) -> None:
+        return None
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], input_shape[2])
 
 
 def _vectors_dim(word_vectors: WordVectors | Mapping[str, np.ndarray]) -> int:

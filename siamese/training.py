@@ -56,12 +56,16 @@ class TextOptions:
     embedding_dim: int | None = 128
     units: int = 128
     rnn: str = "lstm"
+    sequence_pooling: str = "last"
     dropout: float = 0.0
     word_vectors: str | None = None
     train_embeddings: bool = True
     # Words with pretrained vectors added to the vocabulary beyond the training text's
     # (the most frequent first), so unseen words keep their vector (0: none).
     vectors_vocabulary: int = 0
+    # Start from the tower of an earlier text run (its folder or its tower.keras): its
+    # vocabulary and weights, under a fresh head (transfer from related pair data).
+    init_tower: str | None = None
     text_a_col: str = "sentence1"
     text_b_col: str = "sentence2"
     label_col: str = "label"

@@ -218,6 +218,46 @@ def test_word_vectors_initialise_the_tower_and_stay_frozen(tmp_path):
         np.testing.assert_allclose(matrix[vocab.index(word)], vectors[word], rtol=1e-6)
 
 
+def test_init_tower_starts_from_an_earlier_runs_tower(tmp_path):
+    graded = _pairs_file(tmp_path / "graded.tsv")
+    binary = _pairs_file(tmp_path / "binary.tsv", n=80, binary=True, seed=1)
+    first, second = tmp_path / "first", tmp_path / "second"
+    pooled = ["--rnn", "bilstm", "--sequence-pooling", "max"]
+    assert (
+        _train(["--data", str(graded), "--epochs", "1", "--out", str(first), *SMALL, *pooled]).exit_code == 0
+    )
+    import siamese
+    from siamese.models import load_model, tower_of
+
+    before = siamese.load_tower(first)
+    # A tiny learning rate keeps the weights as loaded (a zero one is refused).
+    args = ["--data", str(binary), "--epochs", "1", "--out", str(second), "--init-tower", str(first)]
+    result = _train([*args, "--learning-rate", "1e-9", "--batch-size", "16"])
+    assert result.exit_code == 0, result.output
+    after = tower_of(load_model(second / "model.keras"))
+    assert after.get_layer("vectorize").get_vocabulary() == before.get_layer("vectorize").get_vocabulary()
+    for old, new in zip(before.get_weights(), after.get_weights(), strict=True):
+        np.testing.assert_allclose(old, new, atol=1e-5)
+    assert isinstance(after.layers[-1], siamese.towers.MaskedMaxPooling1D)
+    config = json.loads((second / "config.json").read_text())
+    assert config["text"]["init_tower"] == str(first) and config["head"] == "abs-diff"
+
+
+def test_init_tower_that_is_missing_or_not_a_text_tower_is_one_line(tmp_path):
+    import siamese
+
+    data = _pairs_file(tmp_path / "pairs.tsv")
+    image_run = tmp_path / "images"
+    image_run.mkdir()
+    siamese.image_tower((8, 8, 1), filters=(2,), embedding_dim=3).save(image_run / "tower.keras")
+    for given, words in ((tmp_path / "nowhere", "not found"), (image_run, "not a text tower")):
+        out = tmp_path / f"r-{given.name}"
+        result = _train(["--data", str(data), "--out", str(out), "--init-tower", str(given)], catch=True)
+        assert result.exit_code == 2 and words in result.output and "--init-tower" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert not out.exists()
+
+
 def test_missing_word_vectors_file_is_one_line(tmp_path):
     data = _pairs_file(tmp_path / "pairs.tsv")
     result = _train(

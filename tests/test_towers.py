@@ -32,6 +32,41 @@ def test_text_tower_masks_padding():
     )
 
 
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+@pytest.mark.parametrize("rnn", ["lstm", "bilstm"])
+def test_pooled_text_tower_ignores_padding(pooling, rnn):
+    # The pooled encoding of a sentence is the same at any padded length, and is the mean or
+    # maximum of the LSTM's states over its real tokens only.
+    short = siamese.text_tower(
+        TEXTS, units=3, embedding_dim=4, sequence_length=4, seed=7, rnn=rnn, sequence_pooling=pooling
+    )
+    long = siamese.text_tower(
+        TEXTS, units=3, embedding_dim=4, sequence_length=12, seed=7, rnn=rnn, sequence_pooling=pooling
+    )
+    long.set_weights(short.get_weights())
+    texts = ["two dogs", "a man is playing"]
+    pooled = siamese.embed(long, texts)
+    np.testing.assert_allclose(siamese.embed(short, texts), pooled, rtol=1e-5, atol=1e-6)
+    # The states themselves, from a sequence-returning copy of the same layers.
+    ids = np.asarray(long.get_layer("vectorize")(np.asarray(texts, dtype=object)))
+    states = long.layers[3](long.get_layer("embedding")(ids))
+    states = np.asarray(states)
+    for row, n in enumerate([2, 4]):
+        real = states[row, :n]
+        expected = real.mean(axis=0) if pooling == "mean" else real.max(axis=0)
+        np.testing.assert_allclose(pooled[row], expected, rtol=1e-5, atol=1e-6)
+    assert pooled.shape == (2, 6 if rnn == "bilstm" else 3)
+
+
+def test_masked_max_pooling_of_an_all_padding_row_is_zero():
+    layer = siamese.towers.MaskedMaxPooling1D()
+    values = -np.ones((2, 3, 2), dtype=np.float32)
+    mask = np.array([[True, False, False], [False, False, False]])
+    np.testing.assert_array_equal(np.asarray(layer(values, mask=mask)), [[-1, -1], [0, 0]])
+    with pytest.raises(ValueError, match="sequence_pooling"):
+        siamese.text_tower(TEXTS, sequence_pooling="median")
+
+
 def test_word_vectors_initialise_known_rows_and_can_be_frozen():
     vectors = WordVectors(["guitar", "onion", "zebra"], np.arange(12, dtype=np.float32).reshape(3, 4))
     tower = siamese.text_tower(

@@ -21,7 +21,7 @@ from siamese import evaluation, fused, heads, losses
 from siamese.datasets.text import BINARY, GRADED, TextPairs, load_text_dataset
 from siamese.errors import ConfigError
 from siamese.keras_metrics import PearsonCorrelation
-from siamese.models import build_siamese, load_model, tower_of
+from siamese.models import build_siamese, load_model, load_tower, tower_of
 from siamese.towers import text_tower
 from siamese.training import (
     RunConfig,
@@ -90,29 +90,61 @@ def _inputs(pairs: TextPairs) -> list[np.ndarray]:
     return [np.asarray(pairs.a, dtype=object), np.asarray(pairs.b, dtype=object)]
 
 
-def build_model(config: RunConfig, train: TextPairs, word_vectors: Any = None) -> keras.Model:
-    """A fresh, compiled pair model whose tower's vocabulary is adapted on the training text."""
+def build_model(
+    config: RunConfig, train: TextPairs, word_vectors: Any = None, tower: keras.Model | None = None
+) -> keras.Model:
+    """A fresh, compiled pair model whose tower's vocabulary is adapted on the training text,
+    or which starts from ``tower`` (loaded from ``config.text.init_tower`` if not given)."""
     keras.utils.set_random_seed(config.seed)  # the head's initial weights, too, follow the seed
     options = config.text
-    tower = text_tower(
-        list(train.a) + list(train.b),
-        vocab_size=options.vocab_size,
-        sequence_length=options.sequence_length,
-        embedding_dim=options.embedding_dim,
-        units=options.units,
-        rnn=options.rnn,
-        dropout=options.dropout,
-        word_vectors=word_vectors,
-        train_embeddings=options.train_embeddings,
-        seed=config.seed,
-        extra_vocabulary=word_vectors.words[: options.vectors_vocabulary] if word_vectors else (),
-    )
+    if tower is None and options.init_tower:
+        tower = load_text_tower(options.init_tower)
+    if tower is not None:
+        for layer in tower.layers:
+            if isinstance(layer, keras.layers.Embedding):
+                layer.trainable = options.train_embeddings
+    else:
+        tower = _new_tower(config, train, word_vectors)
     head_options = {"hidden_units": config.head_hidden_units} if config.head == "concat" else {}
     if config.head_hidden_units and config.head != "concat":
         raise ConfigError("--head-hidden applies to the concat head only")
     model = build_siamese(tower, config.head, **head_options)
     compile_model(model, config)
     return model
+
+
+def load_text_tower(path: str | os.PathLike[str]) -> keras.Model:
+    """The text tower saved at ``path`` (a run folder or a ``tower.keras`` file).
+
+    Raises:
+        ConfigError: There is no loadable tower there, or it is not a text tower.
+    """
+    try:
+        tower = load_tower(path)
+    except ConfigError as exc:
+        raise ConfigError(f"--init-tower: {exc}") from None
+    if not fused.trimmable(tower):
+        raise ConfigError(f"--init-tower: {path} is not a text tower")
+    logger.info("tower initialised from %s", path)
+    return tower
+
+
+def _new_tower(config: RunConfig, train: TextPairs, word_vectors: Any) -> keras.Model:
+    options = config.text
+    return text_tower(
+        list(train.a) + list(train.b),
+        vocab_size=options.vocab_size,
+        sequence_length=options.sequence_length,
+        embedding_dim=options.embedding_dim,
+        units=options.units,
+        rnn=options.rnn,
+        sequence_pooling=options.sequence_pooling,
+        dropout=options.dropout,
+        word_vectors=word_vectors,
+        train_embeddings=options.train_embeddings,
+        seed=config.seed,
+        extra_vocabulary=word_vectors.words[: options.vectors_vocabulary] if word_vectors else (),
+    )
 
 
 def compile_model(model: keras.Model, config: RunConfig, *, optimizer: Any = None) -> None:
@@ -182,12 +214,13 @@ def train(
     train_pairs, dev_pairs = splits["train"], splits["dev"]
     config = resolve_defaults(config, train_pairs.kind)
     word_vectors = None
-    if config.text.word_vectors and not resume:
+    if config.text.word_vectors and not resume and not config.text.init_tower:
         word_vectors = load_word_vectors(config.text.word_vectors)
         if config.text.embedding_dim != word_vectors.dim:
             logger.info("embedding width set to the word vectors' %d", word_vectors.dim)
             config.text.embedding_dim = word_vectors.dim
     checkpoint = run.load_checkpoint() if resume else None
+    initial = load_text_tower(config.text.init_tower) if config.text.init_tower and not resume else None
     if not resume:
         run.prepare(config, resume=False)
     logger.info(
@@ -204,7 +237,7 @@ def train(
         model, state = checkpoint
         logger.info("resuming %s after epoch %d", run.path, state["epoch"])
     else:
-        model, state = build_model(config, train_pairs, word_vectors), None
+        model, state = build_model(config, train_pairs, word_vectors, initial), None
     trainer = fused.fused_trainer(model, token_ids=True)
     compile_model(trainer, config, optimizer=model.optimizer)
     vectorizer = fused.text_vectorizer(tower_of(model))
