@@ -224,6 +224,13 @@ Examples:
     help="Images: add each training image's 90/180/270-degree turns as new classes.",
 )
 @click.option(
+    "--tta",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Images: one-shot and k-NN figures embed each image as the mean over it and N small distortions.",
+)
+@click.option(
     "--model",
     "bb_model",
     type=click.Choice(["team-strength", "three-input", "stacked", "two-output", "regressor-classifier"]),
@@ -333,6 +340,7 @@ def _image_options(options: dict[str, Any]) -> Any:
         batch_norm=options["batch_norm"],
         rotated_classes=options["rotated_classes"],
         pair_pools=options["pair_pools"],
+        test_time_augment=options["tta"],
     )
 
 
@@ -491,23 +499,32 @@ Examples:
   siamese-eval --run runs/sick
   siamese-eval --run runs/sick --data stsb --split test
   siamese-eval --run runs/o          # Omniglot: 20-way one-shot over the 20 official runs
+  siamese-eval --run runs/o --tta 8  # the same, each image embedded with 8 small distortions
   siamese-eval --run runs/f --split dev
 """
 )
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), required=True)
 @click.option("--data", default=None, help="Dataset to evaluate on (default: the run's own).")
 @click.option("--split", default="test", show_default=True)
+@click.option(
+    "--tta",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Image runs: test-time augmentation with N distortions per image [the run's own setting].",
+)
 @verbose_option
 @friendly_errors
-def evaluate(run_dir: str, data: str | None, split: str, verbose: bool) -> None:
+def evaluate(run_dir: str, data: str | None, split: str, tta: int | None, verbose: bool) -> None:
     """Evaluate a trained run on a dataset split and print its metrics."""
     _setup_logging(verbose)
     from siamese.tasks import image_pairs, text_pairs
     from siamese.training import RunDir
 
     task = RunDir(run_dir).task()
+    if tta is not None and task != image_pairs.TASK:
+        raise SiameseError(f"--tta applies to image-pairs runs; {run_dir} is a {task} run")
     if task == image_pairs.TASK:
-        _echo_metrics(image_pairs.evaluate(run_dir, data=data, split=split))
+        _echo_metrics(image_pairs.evaluate(run_dir, data=data, split=split, test_time_augment=tta))
     elif task == text_pairs.TASK:
         _echo_metrics(text_pairs.evaluate(run_dir, data=data, split=split))
     else:

@@ -99,6 +99,10 @@ class ImageOptions:
     batch_norm: bool = False
     convs_per_block: int = 1
     dropout: float = 0.0
+    # Test-time augmentation: embed each image, for the embedding-based figures (one-shot by
+    # embedding distance, k-NN), as the mean of its own embedding and those of this many fixed
+    # small distortions of it (0: the image alone).
+    test_time_augment: int = 0
 
 
 @dataclass

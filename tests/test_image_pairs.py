@@ -367,6 +367,50 @@ def test_cli_bad_image_folder_is_one_line_exit_2(tmp_path):
     assert not out.exists()
 
 
+def test_test_time_augmentation_averages_the_embeddings_of_fixed_distortions():
+    rng = np.random.default_rng(5)
+    images = np.stack([_pattern(label, rng) for label in range(4)])[..., None]
+    tower = siamese.image_tower((SIZE, SIZE, 1), filters=(4,), embedding_dim=3, seed=1)
+    plain = image_pairs.encoder(tower, 0)(images)
+    np.testing.assert_allclose(plain, siamese.embed(tower, images), atol=1e-6)
+    distort = AffineAugment(seed=image_pairs.TTA_SEED)
+    copies = [siamese.embed(tower, images)] + [
+        siamese.embed(tower, np.asarray(distort(images, k))) for k in range(3)
+    ]
+    averaged = image_pairs.encoder(tower, 3)(images)
+    np.testing.assert_allclose(averaged, np.mean(copies, axis=0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(averaged, plain, atol=1e-4)  # the distortions do change the embedding
+    np.testing.assert_allclose(image_pairs.encoder(tower, 3)(images), averaged, atol=1e-6)  # repeatable
+
+
+def test_cli_eval_tta_changes_only_the_embedding_figures(tmp_path):
+    data = _folder(tmp_path / "shapes")
+    out = tmp_path / "run"
+    image_pairs.train(_config(data), out, verbose=0)
+    saved = json.loads((out / "metrics.json").read_text())["dev"]
+    plain = image_pairs.evaluate(out, split="dev")["dev"]
+    tta = image_pairs.evaluate(out, split="dev", test_time_augment=4)["dev"]
+    assert plain == pytest.approx(saved)
+    assert tta["accuracy"] == pytest.approx(saved["accuracy"]) and tta["roc_auc"] == pytest.approx(
+        saved["roc_auc"]
+    )
+    shown = _cli("evaluate", ["--run", str(out), "--split", "dev", "--tta", "4"])
+    assert shown.exit_code == 0, shown.output
+    assert f"knn1_accuracy {tta['knn1_accuracy']:.4f}" in shown.output
+    assert json.loads((out / "metrics.json").read_text())["dev"] == saved  # evaluation writes nothing
+    config = _config(data, image={"test_time_augment": 2})
+    assert RunConfig.from_dict(config.to_dict()).image.test_time_augment == 2
+
+
+def test_cli_eval_tta_on_a_text_run_is_one_line(tmp_path):
+    run = tmp_path / "text"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(RunConfig(task="text-pairs", data="sick").to_dict()))
+    result = _cli("evaluate", ["--run", str(run), "--tta", "2"])
+    assert result.exit_code == 2 and "--tta" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_cli_eval_refuses_a_basketball_run(tmp_path):
     run = tmp_path / "bb"
     run.mkdir()

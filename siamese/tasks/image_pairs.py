@@ -31,7 +31,10 @@ Final metrics (``metrics.json``, split → metric → value):
   one-shot classification), scored by the pair model's similarity (``one_shot_pair``) and by
   the distance between tower embeddings (``one_shot_embedding``).
 
-One-shot trials are scored both ways, because the two can differ by many points.
+One-shot trials are scored both ways, because the two can differ by many points. With
+``test_time_augment`` N (``--tta N``), the embedding-based figures (``one_shot_embedding`` and
+k-NN) embed each image as the mean of its embedding and those of N fixed small distortions
+of it (:func:`encoder`); ``one_shot_pair`` and the pair figures are unchanged.
 ``neighbours.png`` shows a few test queries with their nearest neighbours by embedding.
 """
 
@@ -302,12 +305,37 @@ def one_shot_score(runs: Sequence[OneShotRun], scorer: Scorer) -> float:
     return metrics.one_shot_accuracy(similarity, np.concatenate([run.answers for run in runs]))
 
 
-def one_shot_figures(model: keras.Model, runs: Sequence[OneShotRun], head: str) -> dict[str, float]:
+# Seed of the distortions of test-time augmentation: fixed, so that evaluation is repeatable
+# (and independent of the training seed).
+TTA_SEED = 123
+
+
+def encoder(tower: keras.Model, test_time_augment: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+    """Images ``(n, H, W, C)`` → embeddings ``(n, d)`` by ``tower``; with ``test_time_augment``
+    N > 0, the mean of the embedding of each image and of N distortions of it (the training
+    distortions of :class:`~siamese.augment.AffineAugment`, drawn from ``TTA_SEED``: the
+    k-th distortion of every image comes from draw k)."""
+    if test_time_augment <= 0:
+        return lambda images: embed(tower, images)
+    distort = AffineAugment(seed=TTA_SEED)
+
+    def encode(images: np.ndarray) -> np.ndarray:
+        total = embed(tower, images).astype(np.float64)
+        for step in range(test_time_augment):
+            total += embed(tower, np.asarray(distort(images, step)))
+        return (total / (test_time_augment + 1)).astype(np.float32)
+
+    return encode
+
+
+def one_shot_figures(
+    model: keras.Model, runs: Sequence[OneShotRun], head: str, *, test_time_augment: int = 0
+) -> dict[str, float]:
     """One-shot accuracy scored by the pair model and by tower-embedding distance."""
     tower = tower_of(model)
     return {
         "one_shot_pair": one_shot_score(runs, pair_scorer(model, head)),
-        "one_shot_embedding": one_shot_score(runs, embedding_scorer(lambda x: embed(tower, x))),
+        "one_shot_embedding": one_shot_score(runs, embedding_scorer(encoder(tower, test_time_augment))),
         "one_shot_trials": int(sum(len(run.answers) for run in runs)),
         "one_shot_way": int(len(runs[0].exemplars)),
     }
@@ -350,12 +378,14 @@ def build_model(config: RunConfig, input_shape: Sequence[int]) -> keras.Model:
 class _Embeddings:
     """Tower embeddings of whole splits, computed once."""
 
-    def __init__(self, tower: keras.Model, splits: dict[str, LabelledImages]) -> None:
-        self.tower, self.splits, self.done = tower, splits, {}
+    def __init__(
+        self, tower: keras.Model, splits: dict[str, LabelledImages], test_time_augment: int = 0
+    ) -> None:
+        self.encode, self.splits, self.done = encoder(tower, test_time_augment), splits, {}
 
     def __call__(self, name: str) -> np.ndarray:
         if name not in self.done:
-            self.done[name] = embed(self.tower, self.splits[name].images)
+            self.done[name] = self.encode(self.splits[name].images)
         return self.done[name]
 
 
@@ -370,7 +400,7 @@ def _class_figures(
     split = data.splits[name]
     if not _shares_train_classes(data, name):
         runs = build_one_shot_runs(split, seed=_eval_seed(config, name))
-        return one_shot_figures(model, runs, config.head)
+        return one_shot_figures(model, runs, config.head, test_time_augment=config.image.test_time_augment)
     reference = data.splits["train"]
     return {
         f"knn{k}_accuracy": metrics.knn_accuracy(
@@ -394,7 +424,7 @@ def score_splits(
     The verification threshold is chosen on the dev pairs (train's where there is no dev).
     """
     names = list(names or data.names())
-    embeddings = embeddings or _Embeddings(tower_of(model), data.splits)
+    embeddings = embeddings or _Embeddings(tower_of(model), data.splits, config.image.test_time_augment)
     reference = "dev" if "dev" in data.splits else "train"
     scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in dict.fromkeys([reference, *names]):
@@ -414,7 +444,11 @@ def score_splits(
         if name in data.splits and name != "train":
             figures.update(_class_figures(model, data, config, name, embeddings))
         if name == "test" and data.runs is not None:
-            figures.update(one_shot_figures(model, data.runs, config.head))
+            figures.update(
+                one_shot_figures(
+                    model, data.runs, config.head, test_time_augment=config.image.test_time_augment
+                )
+            )
         result[name] = figures
     return result
 
@@ -455,7 +489,7 @@ def neighbour_rows(
     split = data.splits[name]
     if not _shares_train_classes(data, name):
         return _rows_from_runs(build_one_shot_runs(split, seed=_eval_seed(config, name)), tower, k)
-    embeddings = embeddings or _Embeddings(tower, data.splits)
+    embeddings = embeddings or _Embeddings(tower, data.splits, config.image.test_time_augment)
     train = data.splits["train"]
     rng = np.random.default_rng([config.seed, 8])
     classes = rng.permutation(np.unique(split.labels))[:NEIGHBOUR_QUERIES]
@@ -613,7 +647,7 @@ def train(
         trainer=trainer,
         verbose=verbose,
     )
-    embeddings = _Embeddings(tower_of(model), data.splits)
+    embeddings = _Embeddings(tower_of(model), data.splits, config.image.test_time_augment)
     metrics_ = score_splits(model, data, config, embeddings=embeddings)
     plot_history(history, run.path / "history.png", metric=shown)
     plot_neighbours(neighbour_rows(model, data, config, embeddings=embeddings), run.path / "neighbours.png")
@@ -621,11 +655,17 @@ def train(
     return metrics_
 
 
-def evaluate(run_dir: str | os.PathLike[str], *, data: str | None = None, split: str = "test") -> dict:
+def evaluate(
+    run_dir: str | os.PathLike[str],
+    *,
+    data: str | None = None,
+    split: str = "test",
+    test_time_augment: int | None = None,
+) -> dict:
     """Evaluate a finished image-pairs run on a split of its own data (or of ``data``).
 
     ``data`` is read at the size the tower takes. For Omniglot, ``test`` is the 20 official
-    one-shot runs.
+    one-shot runs. ``test_time_augment`` replaces the run's own setting (see :func:`encoder`).
 
     Returns:
         ``{split: {metric: value}}``, as in ``metrics.json``.
@@ -636,6 +676,8 @@ def evaluate(run_dir: str | os.PathLike[str], *, data: str | None = None, split:
     """
     run = RunDir(run_dir)
     config = run.finished_config(TASK)
+    if test_time_augment is not None:
+        config.image.test_time_augment = test_time_augment
     model = load_model(run.model)
     loaded = load_data(config, data, size=tuple(tower_of(model).inputs[0].shape[1:3]))
     if split not in loaded.names():
