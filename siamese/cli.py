@@ -169,7 +169,9 @@ Examples:
     "--init-tower",
     type=click.Path(),
     default=None,
-    help="Text: start from the tower of an earlier run (its folder or tower.keras) under a fresh head.",
+    help="Text: start from the tower of an earlier run (its folder or tower.keras) under a fresh head; "
+    "the tower keeps its own vocabulary and layers, so the tower options (--units, --rnn, "
+    "--word-vectors, ...) are not used.",
 )
 @click.option(
     "--sequence-pooling",

@@ -64,7 +64,8 @@ class TextOptions:
     # (the most frequent first), so unseen words keep their vector (0: none).
     vectors_vocabulary: int = 0
     # Start from the tower of an earlier text run (its folder or its tower.keras): its
-    # vocabulary and weights, under a fresh head (transfer from related pair data).
+    # vocabulary, layers and weights, under a fresh head (transfer from related pair data).
+    # The tower settings above then describe nothing (train_embeddings still applies).
     init_tower: str | None = None
     text_a_col: str = "sentence1"
     text_b_col: str = "sentence2"
