@@ -109,6 +109,7 @@ def config_for(name: str, seed: int) -> RunConfig:
         batch_size=s["batch_size"],
         seed=seed,
         time_budget=s["budget"],
+        lr_patience=s.get("lr_patience", 0),
         head=s["head"],
         loss=s["loss"],
         image=dataclasses.replace(s["image"]),
@@ -223,11 +224,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--pair-pools", action="store_true", help="Pooled pairs instead of the settings' independent ones."
     )
+    parser.add_argument(
+        "--lr-patience",
+        type=int,
+        default=None,
+        help="Lower the learning rate after this many epochs without dev improvement (0: never).",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.pair_pools:
         for settings in SETTINGS.values():
             settings["image"] = dataclasses.replace(settings["image"], pair_pools=True)
+    if args.lr_patience is not None:
+        for settings in SETTINGS.values():
+            settings["lr_patience"] = args.lr_patience
     cells = []
     with tempfile.TemporaryDirectory(prefix="siamese-bench-") as folder:
         for name in args.only:
@@ -238,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.pair_pools:
         command += " --pair-pools"
+    if args.lr_patience is not None:
+        command += f" --lr-patience {args.lr_patience}"
     if args.out != RESULTS:
         command += f" --out {os.path.relpath(args.out, Path(__file__).resolve().parent.parent)}"
     text = (

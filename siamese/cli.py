@@ -129,6 +129,20 @@ Examples:
     show_default=True,
     help="Stop after this many epochs without improvement on dev (0: never).",
 )
+@click.option(
+    "--lr-patience",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Lower the learning rate after this many epochs without improvement on dev (0: never).",
+)
+@click.option(
+    "--lr-factor",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="What --lr-patience multiplies the learning rate by.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--time-budget",
@@ -247,6 +261,13 @@ Examples:
     show_default=True,
     help="Basketball tournament models: the season prediction used as a feature.",
 )
+@click.option(
+    "--season-loss",
+    type=click.Choice(["mae", "mse"]),
+    default=None,
+    help="Basketball: the season model's loss [mae for the season models, as the course; "
+    "mse where it only makes --pred ours].",
+)
 @verbose_option
 @friendly_errors
 def train(
@@ -272,6 +293,8 @@ def train(
         batch_size=options["batch_size"] or defaults["batch_size"],
         learning_rate=options["learning_rate"] or defaults["learning_rate"],
         patience=options["patience"],
+        lr_patience=options["lr_patience"],
+        lr_factor=options["lr_factor"],
         seed=options["seed"],
         head_hidden_units=options["head_hidden"],
         time_budget=options["time_budget"],
@@ -292,7 +315,9 @@ def train(
             sep=options["sep"],
         ),
         image=_image_options(options),
-        basketball=BasketballOptions(model=options["bb_model"], pred=options["pred"]),
+        basketball=BasketballOptions(
+            model=options["bb_model"], pred=options["pred"], season_loss=options["season_loss"]
+        ),
     )
     if task == "text-pairs":
         from siamese.tasks import text_pairs

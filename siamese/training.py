@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 BEST_WEIGHTS = "best.weights.h5"
+# The floor of the learning rate when it is lowered on a plateau (RunConfig.lr_patience).
+MIN_LEARNING_RATE = 1e-6
 
 
 class TrainingError(SiameseError):
@@ -112,6 +114,10 @@ class BasketballOptions:
 
     model: str = "team-strength"
     pred: str = "ours"
+    # Loss of the season model, "mae" or "mse"; None: MAE when the season model is the run's
+    # model (the course's), squared error when it only supplies the tournament models' pred
+    # (a better pred for them on dev: tournament train rows, season folds).
+    season_loss: str | None = None
     # The tournament models learn from 3,168 rows: small batches and many epochs (with early
     # stopping on a held-out tenth of those rows). ``epochs``/``batch_size`` of the run apply
     # to the season model.
@@ -141,6 +147,9 @@ class RunConfig:
             not symmetric (``concat``), so the model does not depend on the order.
         time_budget: Seconds of training allowed; no epoch is started that would, at the
             pace of the last one, end past it (``None``: no limit).
+        lr_patience: Epochs without improvement on dev before the learning rate is multiplied
+            by ``lr_factor`` (0: never; the rate does not go below ``MIN_LEARNING_RATE``).
+        lr_factor: What the learning rate is multiplied by on such a plateau, in (0, 1).
     """
 
     task: str
@@ -157,6 +166,8 @@ class RunConfig:
     head_hidden_units: int = 0
     swap_pairs: bool = True
     time_budget: float | None = None
+    lr_patience: int = 0
+    lr_factor: float = 0.5
     text: TextOptions = field(default_factory=TextOptions)
     image: ImageOptions = field(default_factory=ImageOptions)
     basketball: BasketballOptions = field(default_factory=BasketballOptions)
@@ -171,6 +182,10 @@ class RunConfig:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate!r}")
         if self.patience < 0:
             raise ConfigError(f"patience must be 0 or more, got {self.patience!r}")
+        if self.lr_patience < 0:
+            raise ConfigError(f"lr_patience must be 0 or more, got {self.lr_patience!r}")
+        if not 0 < self.lr_factor < 1:
+            raise ConfigError(f"lr_factor must be between 0 and 1, got {self.lr_factor!r}")
         if self.objective not in (None, "regression", "binary"):
             raise ConfigError(f"objective must be regression or binary, got {self.objective!r}")
 
@@ -315,6 +330,24 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
     return value > best if mode == "max" else value < best
 
 
+def _lower_on_plateau(optimizer: Any, state: dict[str, Any], config: RunConfig, epoch: int) -> None:
+    """Multiply the learning rate by ``config.lr_factor`` once dev has not improved for
+    ``config.lr_patience`` epochs (then count afresh); the rate reached is kept in ``state``."""
+    rate = float(optimizer.learning_rate)
+    if state["lr_wait"] >= config.lr_patience and rate > MIN_LEARNING_RATE:
+        lowered = max(rate * config.lr_factor, MIN_LEARNING_RATE)
+        optimizer.learning_rate.assign(lowered)
+        logger.info(
+            "epoch %d: no better on dev for %d epochs; learning rate %.3g -> %.3g",
+            epoch,
+            state["lr_wait"],
+            rate,
+            lowered,
+        )
+        state["lr_wait"], rate = 0, lowered
+    state["learning_rate"] = rate
+
+
 def fit_epochs(
     model: keras.Model,
     epoch_data: Callable[[int], tuple[Any, Any]],
@@ -368,6 +401,9 @@ def fit_epochs(
         # and TensorFlow traces a function that creates variables twice: ~0.4 s of the first
         # SICK epoch. The same zero slots, made before.
         fitted_model.optimizer.build(fitted_model.trainable_variables)
+    if config.lr_patience and "learning_rate" in state:
+        # A resumed run goes on at the rate it had reached, not the starting one.
+        fitted_model.optimizer.learning_rate.assign(state["learning_rate"])
     began, last_epoch_seconds = time.perf_counter(), 0.0
     for epoch in range(start, config.epochs):
         elapsed = time.perf_counter() - began
@@ -402,16 +438,21 @@ def fit_epochs(
                 f"the loss became {logs.get('loss')} in epoch {epoch + 1}; stopped, and the checkpoint "
                 f"of epoch {epoch} is kept in {run.checkpoints} (try a lower --learning-rate)"
             )
+        if config.lr_patience:
+            logs["learning_rate"] = float(fitted_model.optimizer.learning_rate)
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
         value = logs.get(monitor)
         if value is None:
             raise ConfigError(f"early stopping watches {monitor!r}, which training does not report")
         if _is_better(value, state["best"], mode):
-            state.update(best=value, best_epoch=epoch + 1, wait=0)
+            state.update(best=value, best_epoch=epoch + 1, wait=0, lr_wait=0)
             atomic_save(best_path, model.save_weights)
         else:
             state["wait"] += 1
+            state["lr_wait"] = state.get("lr_wait", 0) + 1
+        if config.lr_patience:
+            _lower_on_plateau(fitted_model.optimizer, state, config, epoch + 1)
         state.update(epoch=epoch + 1, history=history)
         state["seconds"] = [*state.get("seconds", []), round(last_epoch_seconds, 3)]
         run.save_checkpoint(model, state)

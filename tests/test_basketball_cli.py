@@ -85,3 +85,23 @@ def test_tournament_models_need_real_data(tmp_path):
         ["--task", "basketball", "--model", "stacked", "--data", "simulated", "--out", str(tmp_path / "r")],
     )
     assert result.exit_code == 2 and "--data real" in result.output
+
+
+def test_season_loss_follows_the_model_unless_asked():
+    from siamese.tasks.basketball import season_loss
+    from siamese.training import BasketballOptions, RunConfig
+
+    def loss_of(**options):
+        return season_loss(RunConfig(task="basketball", data="real", basketball=BasketballOptions(**options)))
+
+    assert loss_of(model="team-strength") == "mae"
+    assert loss_of(model="three-input") == "mae"
+    assert loss_of(model="regressor-classifier") == "mse"
+    assert loss_of(model="stacked", season_loss="mae") == "mae"
+    assert loss_of(model="team-strength", season_loss="mse") == "mse"
+
+
+def test_unknown_season_loss_is_refused(tmp_path):
+    result = _train(["--season-loss", "huber", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "huber" in result.output and not (tmp_path / "x").exists()

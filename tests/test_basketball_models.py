@@ -300,3 +300,54 @@ def test_real_season_model_beats_the_constant_on_the_tournament():
     enriched = bb.enrich_tourney(model, tourney)
     train, test = bb.course_split(enriched)
     assert train.season.max() == 2009 and test.season.min() == 2010
+
+
+def test_fit_games_lowers_the_rate_on_a_validation_plateau(rng):
+    model = bb.stacked_model(seed=0)
+    train = _tourney(120, rng)
+    # The same rows with the scores swapped, which the model cannot fit: it soon stops improving.
+    held = Games.from_scores(
+        train.season,
+        train.team_1,
+        train.team_2,
+        train.score_2,
+        train.score_1,
+        seed_diff=train.seed_diff,
+        pred=train.pred,
+    )
+    history = bb.fit_games(
+        model, train, epochs=20, batch_size=30, validation=held, patience=20, lr_patience=1, lr_factor=0.5
+    )
+    # The rate each epoch ran at: halved after every epoch that did not improve on the best.
+    rate, best, expected = float(bb.stacked_model().optimizer.learning_rate), np.inf, []
+    for val_loss in history["val_loss"]:
+        expected.append(rate)
+        if val_loss < best - 1e-4:
+            best = val_loss
+        else:
+            rate /= 2
+    assert history["learning_rate"] == pytest.approx(expected)
+    assert expected[-1] < expected[0]
+
+
+def test_season_models_take_the_course_loss_or_squared_error():
+    for build in (bb.team_strength_model, bb.three_input_model):
+        assert build(5).loss == "mean_absolute_error"
+        assert build(5, loss="mse").loss == "mean_squared_error"
+        with pytest.raises(ConfigError, match="season loss must be one of mae, mse; got 'huber'"):
+            build(5, loss="huber")
+
+
+def test_squared_error_season_model_finds_the_least_squares_strengths():
+    sim = simulate_season(n_seasons=1, teams_per_season=30, games_per_team=60, home_advantage=0.0, seed=2)
+    model = bb.team_strength_model(sim.n_teams, seed=0, learning_rate=0.1, loss="mse")
+    # Full-batch steps, so Adam settles on the minimum rather than around it.
+    bb.fit_games(model, sim.games, epochs=600, batch_size=len(sim.games), validation=None)
+    games = sim.games
+    design = np.zeros((len(games), sim.n_teams))
+    design[np.arange(len(games)), games.team_1] += 1.0
+    design[np.arange(len(games)), games.team_2] -= 1.0
+    least_squares, *_ = np.linalg.lstsq(design, games.score_diff.astype(float), rcond=None)
+    learned = bb.strengths(model)
+    # Strengths are defined up to a constant: compare centred values.
+    np.testing.assert_allclose(learned - learned.mean(), least_squares - least_squares.mean(), atol=0.15)

@@ -32,6 +32,18 @@ def test_bad_task_is_one_line_and_exit_2():
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    "args, option",
+    [(["--lr-factor", "1.5"], "--lr-factor"), (["--lr-patience", "-1"], "--lr-patience")],
+)
+def test_bad_learning_rate_plateau_options_are_refused(tmp_path, args, option):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli.train, ["--task", "text-pairs", *args, "--out", str(out)])
+    assert result.exit_code == 2
+    assert option in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("script", ["siamese-train", "siamese-index", "siamese-eval"])
 def test_console_scripts_are_installed(script):
     try:

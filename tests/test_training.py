@@ -50,3 +50,49 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
     assert run.read_state()["best_epoch"] == best + 1
     now = model.evaluate(x, dev_y, verbose=0)
     assert now == pytest.approx(history["val_loss"][best], rel=1e-4)
+
+
+def test_learning_rate_is_lowered_on_a_plateau_and_kept_on_resume(tmp_path):
+    model, config, run, x, y = _setup(tmp_path, epochs=4)
+    config.lr_patience, config.lr_factor = 1, 0.25
+    dev_y = 1.0 - y  # dev worsens as training fits: no epoch after the first improves it
+
+    history = fit_epochs(
+        model, lambda e: (x, y), (x, dev_y), run, config, monitor="val_loss", mode="min", verbose=0
+    )
+    assert len(history["val_loss"]) == 4
+    assert all(b > a for a, b in zip(history["val_loss"], history["val_loss"][1:], strict=False))
+    # The rate used in each epoch: 0.1, then quartered after each epoch that did not improve.
+    assert history["learning_rate"] == pytest.approx([0.1, 0.1, 0.025, 0.00625], rel=1e-6)
+    assert run.read_state()["learning_rate"] == pytest.approx(0.0015625, rel=1e-6)
+
+    # Resumed for two more epochs, the run goes on at the rate it had reached.
+    config.epochs = 6
+    restored, state = run.load_checkpoint()
+    history = fit_epochs(
+        restored,
+        lambda e: (x, y),
+        (x, dev_y),
+        run,
+        config,
+        monitor="val_loss",
+        mode="min",
+        state=state,
+        verbose=0,
+    )
+    assert history["learning_rate"][4:] == pytest.approx([0.0015625, 0.000390625], rel=1e-6)
+
+
+def test_without_lr_patience_the_rate_stays_and_is_not_logged(tmp_path):
+    model, config, run, x, y = _setup(tmp_path, epochs=3)
+    history = fit_epochs(
+        model, lambda e: (x, y), (x, 1.0 - y), run, config, monitor="val_loss", mode="min", verbose=0
+    )
+    assert "learning_rate" not in history
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(("field", "value"), [("lr_patience", -1), ("lr_factor", 0.0), ("lr_factor", 1.0)])
+def test_bad_plateau_settings_are_refused(field, value):
+    with pytest.raises(siamese.errors.ConfigError, match=field):
+        RunConfig(task="text-pairs", data="x", **{field: value})

@@ -79,6 +79,10 @@ SPECS: dict[str, ModelSpec] = {
     REGRESSOR_CLASSIFIER: ModelSpec(("seed_diff", "pred"), (("score_diff",), ("won",))),
 }
 
+#: Losses a season model can be trained with: the course's absolute error, or squared error
+#: (a least-squares rating: the expected margin rather than the median one).
+SEASON_LOSSES = {"mae": "mean_absolute_error", "mse": "mean_squared_error"}
+
 DEFAULT_LEARNING_RATES = {
     TEAM_STRENGTH: 0.05,
     THREE_INPUT: 0.05,
@@ -104,6 +108,12 @@ def _team_inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
     )
 
 
+def _season_loss(loss: str) -> str:
+    if loss not in SEASON_LOSSES:
+        raise ConfigError(f"season loss must be one of {', '.join(SEASON_LOSSES)}; got {loss!r}")
+    return SEASON_LOSSES[loss]
+
+
 def _adam(learning_rate: float) -> keras.optimizers.Optimizer:
     if not float(learning_rate) > 0.0:
         raise ConfigError(f"learning_rate must be positive, got {learning_rate!r}")
@@ -111,7 +121,11 @@ def _adam(learning_rate: float) -> keras.optimizers.Optimizer:
 
 
 def team_strength_model(
-    n_teams: int, *, seed: int = 0, learning_rate: float = DEFAULT_LEARNING_RATES[TEAM_STRENGTH]
+    n_teams: int,
+    *,
+    seed: int = 0,
+    learning_rate: float = DEFAULT_LEARNING_RATES[TEAM_STRENGTH],
+    loss: str = "mae",
 ) -> keras.Model:
     """The course's team-strength model: ``strength(team_1) - strength(team_2)``.
 
@@ -123,7 +137,8 @@ def team_strength_model(
     Args:
         n_teams: Embedding size; team ids must lie in ``[0, n_teams)``.
         seed: Seed of the initial strengths (uniform in [-0.05, 0.05]).
-        learning_rate: Adam learning rate the model is compiled with (loss: MAE).
+        learning_rate: Adam learning rate the model is compiled with.
+        loss: ``"mae"`` (the course's) or ``"mse"`` (see :data:`SEASON_LOSSES`).
 
     Returns:
         A compiled ``keras.Model`` named ``team_strength_model`` with int32 inputs ``team_1``
@@ -131,13 +146,13 @@ def team_strength_model(
 
     Raises:
         ValueError: ``n_teams`` is not a positive integer.
-        ConfigError: ``learning_rate`` is not positive.
+        ConfigError: ``learning_rate`` is not positive, or ``loss`` is unknown.
     """
     strength = categorical_tower(n_teams, 1, seed=seed, name=STRENGTH_NAME)
     team_1, team_2 = _team_inputs()
     diff = keras.layers.Subtract(name="score_diff")([strength(team_1), strength(team_2)])
     model = keras.Model([team_1, team_2], diff, name=TEAM_STRENGTH)
-    model.compile(optimizer=_adam(learning_rate), loss="mean_absolute_error")
+    model.compile(optimizer=_adam(learning_rate), loss=_season_loss(loss))
     return model
 
 
@@ -147,6 +162,7 @@ def three_input_model(
     strength: keras.Model | None = None,
     seed: int = 0,
     learning_rate: float = DEFAULT_LEARNING_RATES[THREE_INPUT],
+    loss: str = "mae",
 ) -> keras.Model:
     """Team 1, team 2 and home: ``Dense(1)`` on ``[strength(team_1), strength(team_2), home]``.
 
@@ -156,7 +172,8 @@ def three_input_model(
             trained :func:`team_strength_model`); the new model then shares its weights.
             ``None`` builds a new one.
         seed: Seed of the new tower's strengths and of the ``Dense`` kernel.
-        learning_rate: Adam learning rate the model is compiled with (loss: MAE).
+        learning_rate: Adam learning rate the model is compiled with.
+        loss: ``"mae"`` (the course's) or ``"mse"`` (see :data:`SEASON_LOSSES`).
 
     Returns:
         A compiled ``keras.Model`` named ``three_input_model`` with inputs ``team_1``,
@@ -165,8 +182,8 @@ def three_input_model(
 
     Raises:
         ValueError: ``n_teams`` is not a positive integer.
-        ConfigError: ``strength`` is not a one-number-per-team tower of ``n_teams`` rows, or
-            ``learning_rate`` is not positive.
+        ConfigError: ``strength`` is not a one-number-per-team tower of ``n_teams`` rows,
+            ``learning_rate`` is not positive, or ``loss`` is unknown.
     """
     if strength is None:
         strength = categorical_tower(n_teams, 1, seed=seed, name=STRENGTH_NAME)
@@ -182,7 +199,7 @@ def three_input_model(
     joined = keras.layers.Concatenate(name="concatenate")([strength(team_1), strength(team_2), home])
     out = keras.layers.Dense(1, kernel_initializer=_glorot(seed), name="score_diff")(joined)
     model = keras.Model([team_1, team_2, home], out, name=THREE_INPUT)
-    model.compile(optimizer=_adam(learning_rate), loss="mean_absolute_error")
+    model.compile(optimizer=_adam(learning_rate), loss=_season_loss(loss))
     return model
 
 
@@ -532,6 +549,8 @@ def fit_games(
     validation: float | Games | None = None,
     patience: int = 3,
     seed: int = 0,
+    lr_patience: int = 0,
+    lr_factor: float = 0.5,
 ) -> dict[str, list[float]]:
     """Train one of this module's models on a games table.
 
@@ -549,6 +568,9 @@ def fit_games(
             separate validation table, or ``None`` (no validation, no early stopping).
         patience: Epochs without improvement before stopping.
         seed: Random seed.
+        lr_patience: With validation, epochs without improvement before the learning rate is
+            multiplied by ``lr_factor`` (Keras's ``ReduceLROnPlateau``; 0: never).
+        lr_factor: The factor of ``lr_patience``, in (0, 1).
 
     Returns:
         Keras's history: metric name -> one float per epoch run (``loss``, ``val_loss``, and
@@ -572,6 +594,12 @@ def fit_games(
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
         )
+        if lr_patience:
+            callbacks.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_loss", factor=lr_factor, patience=lr_patience, min_lr=1e-6, verbose=0
+                )
+            )
     logger.info(
         "training %s on %d rows (%s validation rows), at most %d epochs of batch %d",
         model.name,

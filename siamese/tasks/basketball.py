@@ -103,13 +103,22 @@ def _fit(
         validation=validation,
         patience=options.tourney_patience if tourney else max(config.patience, 1),
         seed=config.seed,
+        lr_patience=config.lr_patience,
+        lr_factor=config.lr_factor,
     )
 
 
+def season_loss(config: RunConfig) -> str:
+    """The season model's loss: as asked, else MAE for the season models themselves (the
+    course's) and squared error where the season model only supplies ``pred``."""
+    if config.basketball.season_loss is not None:
+        return config.basketball.season_loss
+    return "mae" if config.basketball.model in SEASON_MODELS else "mse"
+
+
 def _season_model(config: RunConfig, kind: str, n_teams: int) -> keras.Model:
-    if kind == "team-strength":
-        return bb.team_strength_model(n_teams, seed=config.seed, learning_rate=config.learning_rate)
-    return bb.three_input_model(n_teams, seed=config.seed, learning_rate=config.learning_rate)
+    build = bb.team_strength_model if kind == "team-strength" else bb.three_input_model
+    return build(n_teams, seed=config.seed, learning_rate=config.learning_rate, loss=season_loss(config))
 
 
 def _tourney_model(kind: str, config: RunConfig) -> keras.Model:
@@ -137,6 +146,10 @@ def train(config: RunConfig, out: str | os.PathLike[str]) -> tuple[dict, keras.M
         raise ConfigError(f"--model must be one of {', '.join(MODELS)}; got {kind!r}")
     if pred not in PRED_SOURCES:
         raise ConfigError(f"pred must be one of {', '.join(PRED_SOURCES)}; got {pred!r}")
+    if config.basketball.season_loss not in (None, *bb.SEASON_LOSSES):
+        raise ConfigError(
+            f"season loss must be one of {', '.join(bb.SEASON_LOSSES)}; got {config.basketball.season_loss!r}"
+        )
     season, n_teams, sim = _season(config)
     tourney = _tourney(config, n_teams, required=kind not in SEASON_MODELS)
     run = RunDir(out)
