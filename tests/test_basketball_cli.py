@@ -27,6 +27,7 @@ def test_simulated_season_recovers_the_true_strengths(tmp_path):
     assert dev["strength_correlation"] >= 0.95
     assert dev["mae"] <= 1.05 * dev["irreducible_mae"]
     assert "team_strength (Functional)" in result.output
+    assert json.loads((out / "config.json").read_text())["basketball"]["season_loss"] == "mae"
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["season_dev"]["strength_correlation"] == pytest.approx(dev["strength_correlation"], abs=1e-4)
     assert (out / "tower.keras").is_file() and (out / "model.keras").is_file()
@@ -46,6 +47,8 @@ def test_real_regressor_classifier_reports_mae_and_log_loss(tmp_path, data_dir):
     test = _shown(result.output, "tourney_test")
     assert test["rows"] == 4234 - 3168
     assert test["mae"] < 10.0 and test["log_loss"] < 0.65
+    # No season model is trained with the course's pred, so no season loss is recorded.
+    assert json.loads((tmp_path / "rc" / "config.json").read_text())["basketball"]["season_loss"] is None
 
 
 @pytest.mark.parametrize(

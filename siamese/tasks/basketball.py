@@ -19,6 +19,7 @@ season model's (``pred=ours``, default) or the course's (``pred=course``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -153,6 +154,10 @@ def train(config: RunConfig, out: str | os.PathLike[str]) -> tuple[dict, keras.M
     season, n_teams, sim = _season(config)
     tourney = _tourney(config, n_teams, required=kind not in SEASON_MODELS)
     run = RunDir(out)
+    if kind in SEASON_MODELS or pred == "ours":
+        # config.json records the loss the season model is trained with, not "the default".
+        resolved = dataclasses.replace(config.basketball, season_loss=season_loss(config))
+        config = dataclasses.replace(config, basketball=resolved)
     run.prepare(config, resume=False)
     fit_part, dev_part = bb.split_games(season, DEV_FRACTION, seed=config.seed)
     logger.info(
