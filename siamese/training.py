@@ -332,7 +332,8 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
 
 def _lower_on_plateau(optimizer: Any, state: dict[str, Any], config: RunConfig, epoch: int) -> None:
     """Multiply the learning rate by ``config.lr_factor`` once dev has not improved for
-    ``config.lr_patience`` epochs (then count afresh); the rate reached is kept in ``state``."""
+    ``config.lr_patience`` epochs (then count afresh). The rate is an optimizer variable, so
+    the checkpoint keeps it and a resumed run goes on at the rate it had reached."""
     rate = float(optimizer.learning_rate)
     if state["lr_wait"] >= config.lr_patience and rate > MIN_LEARNING_RATE:
         lowered = max(rate * config.lr_factor, MIN_LEARNING_RATE)
@@ -344,8 +345,7 @@ def _lower_on_plateau(optimizer: Any, state: dict[str, Any], config: RunConfig, 
             rate,
             lowered,
         )
-        state["lr_wait"], rate = 0, lowered
-    state["learning_rate"] = rate
+        state["lr_wait"] = 0
 
 
 def fit_epochs(
@@ -401,9 +401,6 @@ def fit_epochs(
         # and TensorFlow traces a function that creates variables twice: ~0.4 s of the first
         # SICK epoch. The same zero slots, made before.
         fitted_model.optimizer.build(fitted_model.trainable_variables)
-    if config.lr_patience and "learning_rate" in state:
-        # A resumed run goes on at the rate it had reached, not the starting one.
-        fitted_model.optimizer.learning_rate.assign(state["learning_rate"])
     began, last_epoch_seconds = time.perf_counter(), 0.0
     for epoch in range(start, config.epochs):
         elapsed = time.perf_counter() - began

@@ -64,7 +64,8 @@ def test_learning_rate_is_lowered_on_a_plateau_and_kept_on_resume(tmp_path):
     assert all(b > a for a, b in zip(history["val_loss"], history["val_loss"][1:], strict=False))
     # The rate used in each epoch: 0.1, then quartered after each epoch that did not improve.
     assert history["learning_rate"] == pytest.approx([0.1, 0.1, 0.025, 0.00625], rel=1e-6)
-    assert run.read_state()["learning_rate"] == pytest.approx(0.0015625, rel=1e-6)
+    # The checkpoint's optimizer holds the rate reached (after the last epoch's lowering).
+    assert float(run.load_checkpoint()[0].optimizer.learning_rate) == pytest.approx(0.0015625, rel=1e-6)
 
     # Resumed for two more epochs, the run goes on at the rate it had reached.
     config.epochs = 6

@@ -41,6 +41,7 @@ from siamese.errors import ConfigError
 from siamese.metrics import accuracy, log_loss, mae
 from siamese.models import tower_of
 from siamese.towers import categorical_tower
+from siamese.training import MIN_LEARNING_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -597,7 +598,11 @@ def fit_games(
         if lr_patience:
             callbacks.append(
                 keras.callbacks.ReduceLROnPlateau(
-                    monitor="val_loss", factor=lr_factor, patience=lr_patience, min_lr=1e-6, verbose=0
+                    monitor="val_loss",
+                    factor=lr_factor,
+                    patience=lr_patience,
+                    min_lr=MIN_LEARNING_RATE,
+                    verbose=0,
                 )
             )
     logger.info(
