@@ -188,6 +188,13 @@ Examples:
     "--word-vectors, ...) are not used.",
 )
 @click.option(
+    "--refit",
+    is_flag=True,
+    help="Text, graded data: once early stopping on dev has picked the epoch count, train again "
+    "from the start on train + dev for that many epochs and keep that model (metrics.json keeps "
+    "the first model's dev figures).",
+)
+@click.option(
     "--sequence-pooling",
     type=click.Choice(["last", "mean", "max"]),
     default="last",
@@ -309,6 +316,7 @@ def train(
             train_embeddings=not options["freeze_embeddings"],
             vectors_vocabulary=options["vectors_vocabulary"],
             init_tower=options["init_tower"],
+            refit=options["refit"],
             text_a_col=options["text_a_col"],
             text_b_col=options["text_b_col"],
             label_col=options["label_col"],

@@ -77,6 +77,10 @@ class TextOptions:
     # many batches, and each batch is cut to its longest sentence (0: batches in shuffled
     # order, still cut). See siamese.fused.
     bucket_pool: int = 16
+    # Graded data: once early stopping on dev has picked the epoch count, train again from
+    # the start on train + dev for that many epochs; that model is the run's (see
+    # siamese.tasks.text_pairs).
+    refit: bool = False
 
 
 @dataclass
@@ -368,7 +372,9 @@ def fit_epochs(
         epoch_data: ``epoch -> (x, y)``, the (already shuffled) training data of that epoch;
             ``x`` may instead be a ``tf.data.Dataset`` (or ``keras.utils.PyDataset``) of
             ``(inputs, targets)`` batches, with ``y`` ``None`` (``batch_size`` is then unused).
-        dev_data: ``(x, y)`` or such a dataset, validated on after each epoch, or ``None``.
+        dev_data: ``(x, y)`` or such a dataset, validated on after each epoch, or ``None``:
+            then every epoch runs, nothing is watched, and the last epoch's weights stay
+            (``config.patience`` and ``config.lr_patience`` are not used).
         run: The run folder.
         config: The run's settings (epochs, batch size, patience, seed).
         monitor: History key watched for early stopping, e.g. ``"val_pearson"``.
@@ -392,7 +398,7 @@ def fit_epochs(
     start = state["epoch"]
     if start >= config.epochs:
         logger.info("run already has %d epochs (of %d asked for)", start, config.epochs)
-    if config.patience and state["wait"] >= config.patience:
+    if dev_data is not None and config.patience and state["wait"] >= config.patience:
         logger.info("run had stopped early at epoch %d; nothing left to do", start)
         start = config.epochs
     fitted_model = trainer or model
@@ -435,26 +441,28 @@ def fit_epochs(
                 f"the loss became {logs.get('loss')} in epoch {epoch + 1}; stopped, and the checkpoint "
                 f"of epoch {epoch} is kept in {run.checkpoints} (try a lower --learning-rate)"
             )
-        if config.lr_patience:
+        watched = dev_data is not None
+        if config.lr_patience and watched:
             logs["learning_rate"] = float(fitted_model.optimizer.learning_rate)
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
-        value = logs.get(monitor)
-        if value is None:
-            raise ConfigError(f"early stopping watches {monitor!r}, which training does not report")
-        if _is_better(value, state["best"], mode):
-            state.update(best=value, best_epoch=epoch + 1, wait=0, lr_wait=0)
-            atomic_save(best_path, model.save_weights)
-        else:
-            state["wait"] += 1
-            state["lr_wait"] = state.get("lr_wait", 0) + 1
-        if config.lr_patience:
-            _lower_on_plateau(fitted_model.optimizer, state, config, epoch + 1)
+        if watched:
+            value = logs.get(monitor)
+            if value is None:
+                raise ConfigError(f"early stopping watches {monitor!r}, which training does not report")
+            if _is_better(value, state["best"], mode):
+                state.update(best=value, best_epoch=epoch + 1, wait=0, lr_wait=0)
+                atomic_save(best_path, model.save_weights)
+            else:
+                state["wait"] += 1
+                state["lr_wait"] = state.get("lr_wait", 0) + 1
+            if config.lr_patience:
+                _lower_on_plateau(fitted_model.optimizer, state, config, epoch + 1)
         state.update(epoch=epoch + 1, history=history)
         state["seconds"] = [*state.get("seconds", []), round(last_epoch_seconds, 3)]
         run.save_checkpoint(model, state)
         atomic_write_json(run.history, history)
-        if config.patience and state["wait"] >= config.patience:
+        if watched and config.patience and state["wait"] >= config.patience:
             logger.info(
                 "early stop after epoch %d: %s has not improved for %d epochs (best %.4f at epoch %d)",
                 epoch + 1,
@@ -464,7 +472,7 @@ def fit_epochs(
                 state["best_epoch"],
             )
             break
-    if best_path.is_file():
+    if dev_data is not None and best_path.is_file():
         model.load_weights(best_path)
         logger.info(
             "restored the best epoch on dev: %s = %.4f at epoch %s",

@@ -505,3 +505,17 @@ def test_tfds_rejects_unknown_and_non_pair_datasets(tfds, monkeypatch) -> None:
         load_text_dataset("tfds:no_such_dataset")
     with pytest.raises(ConfigError, match="3 classes"):
         load_text_dataset("tfds:glue/mnli")
+
+
+def test_joined_pairs_keep_order_and_shared_side_information() -> None:
+    first = TextPairs(
+        ["a1", "a2"], ["b1", "b2"], [1.0, 2.0], "graded", (0.0, 5.0), "x/train", {"id": ["1", "2"]}
+    )
+    second = TextPairs(["a3"], ["b3"], [3.0], "graded", (0.0, 5.0), "x/dev", {"id": ["3"], "genre": ["news"]})
+    both = first.joined(second)
+    assert (both.a, both.b, both.labels.tolist()) == (["a1", "a2", "a3"], ["b1", "b2", "b3"], [1.0, 2.0, 3.0])
+    assert both.extra == {"id": ["1", "2", "3"]} and both.name == "x/train+x/dev"
+    assert (both.kind, both.scale) == ("graded", (0.0, 5.0))
+    other_scale = TextPairs(["c"], ["d"], [4.0], "graded", (1.0, 5.0), "sick")
+    with pytest.raises(ConfigError, match="differ in kind or scale"):
+        first.joined(other_scale)

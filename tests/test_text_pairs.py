@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -288,3 +289,93 @@ def test_same_seed_same_run(tmp_path):
         assert _train(args).exit_code == 0
         runs.append(json.loads((out / "history.json").read_text()))
     np.testing.assert_allclose(runs[0]["loss"], runs[1]["loss"], rtol=1e-5)
+
+
+def _tagged_pairs_file(path, n=160):
+    """Graded pairs whose second sentences each end in a word of their own (``pairN``), so a
+    vocabulary shows which pairs it was adapted on."""
+    rng = np.random.default_rng(0)
+    lines = ["sentence1\tsentence2\tlabel"]
+    for i in range(n):
+        a = list(rng.choice(WORDS, 5))
+        keep = int(rng.integers(0, 6))
+        b = a[:keep] + list(rng.choice(WORDS, 5 - keep))
+        lines.append(f"{' '.join(a)}\t{' '.join(b)} pair{i}\t{keep / 5 * 4 + 1:.2f}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+REFIT = ["--epochs", "4", "--patience", "0", "--learning-rate", "0.01", "--refit", *SMALL]
+
+
+def test_refit_trains_again_on_train_and_dev_for_the_best_epoch_count(tmp_path, caplog):
+    import siamese
+    from siamese.datasets.text import load_text_dataset
+    from siamese.models import load_model, tower_of
+
+    data = _tagged_pairs_file(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    result = _train(["--data", str(data), "--out", str(out), *REFIT])
+    assert result.exit_code == 0, result.output
+    history = json.loads((out / "history.json").read_text())
+    refit = json.loads((out / "refit" / "history.json").read_text())
+    config = RunConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert config.text.refit
+    best = text_pairs.best_epoch(history, config)
+    assert best == int(np.argmax(history["val_pearson"])) + 1
+    assert len(refit["loss"]) == best and not any(key.startswith("val_") for key in refit)
+    # The saved tower's vocabulary was adapted on train + dev; the first model's on train only.
+    splits = load_text_dataset(str(data), seed=0, dev_fraction=0.1)
+    dev_words = {s.split()[-1] for s in splits["dev"].b}
+    vocabulary = set(siamese.load_tower(out).get_layer("vectorize").get_vocabulary())
+    assert dev_words <= vocabulary
+    first = RunDir(out).load_checkpoint()[0]
+    assert not dev_words & set(tower_of(first).get_layer("vectorize").get_vocabulary())
+    # metrics.json: dev from the model chosen on dev (held out), train from the refit model.
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dev"]["pearson"] == pytest.approx(max(history["val_pearson"]), abs=1e-4)
+    final = load_model(out / "model.keras")
+    assert text_pairs.evaluate(out, split="train")["train"] == pytest.approx(metrics["train"], abs=1e-5)
+    assert len(final.get_weights()[0]) == len(vocabulary)
+    with caplog.at_level("WARNING"):
+        text_pairs.evaluate(out, split="dev")
+    assert "refit on train + dev" in caplog.text
+
+
+def test_refit_resumes_where_its_own_training_stopped(tmp_path, monkeypatch):
+    from siamese.training import TrainingError
+
+    data = _tagged_pairs_file(tmp_path / "pairs.tsv")
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert _train(["--data", str(data), "--out", str(whole), *REFIT]).exit_code == 0
+    real = text_pairs.fit_epochs
+
+    def dies_after_one_refit_epoch(model, epoch_data, dev_data, run, config, **kwargs):
+        if run.path.name != text_pairs.REFIT_FOLDER:
+            return real(model, epoch_data, dev_data, run, config, **kwargs)
+        real(model, epoch_data, dev_data, run, dataclasses.replace(config, epochs=1), **kwargs)
+        raise TrainingError("stopped")
+
+    monkeypatch.setattr(text_pairs, "fit_epochs", dies_after_one_refit_epoch)
+    stopped = _train(["--data", str(data), "--out", str(split), *REFIT], catch=True)
+    assert stopped.exit_code == 2 and not (split / "metrics.json").exists()
+    assert len(json.loads((split / "refit" / "history.json").read_text())["loss"]) == 1
+    monkeypatch.setattr(text_pairs, "fit_epochs", real)
+    resumed = _train(["--data", str(data), "--out", str(split), "--epochs", "4", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    a = json.loads((whole / "refit" / "history.json").read_text())
+    b = json.loads((split / "refit" / "history.json").read_text())
+    assert len(a["loss"]) >= 2
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-4)
+    ma = json.loads((whole / "metrics.json").read_text())
+    mb = json.loads((split / "metrics.json").read_text())
+    np.testing.assert_allclose(mb["train"]["pearson"], ma["train"]["pearson"], rtol=1e-4)
+
+
+def test_refit_of_binary_data_is_refused_before_any_folder(tmp_path):
+    data = _pairs_file(tmp_path / "pairs.tsv", binary=True)
+    out = tmp_path / "run"
+    result = _train(["--data", str(data), "--out", str(out), *REFIT], catch=True)
+    assert result.exit_code == 2 and "--refit needs graded data" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()

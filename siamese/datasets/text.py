@@ -106,6 +106,28 @@ class TextPairs:
             extra={key: [values[i] for i in idx] for key, values in self.extra.items()},
         )
 
+    def joined(self, other: TextPairs, name: str | None = None) -> TextPairs:
+        """These pairs followed by ``other``'s (same kind and scale), e.g. train + dev.
+
+        Side information is kept where both have it.
+
+        Raises:
+            ConfigError: The two differ in kind or scale.
+        """
+        if (other.kind, other.scale) != (self.kind, self.scale):
+            raise ConfigError(f"{self.name} and {other.name} differ in kind or scale; they cannot be joined")
+        return TextPairs(
+            a=[*self.a, *other.a],
+            b=[*self.b, *other.b],
+            labels=np.concatenate([self.labels, other.labels]),
+            kind=self.kind,
+            scale=self.scale,
+            name=name or f"{self.name}+{other.name}",
+            extra={
+                key: [*values, *other.extra[key]] for key, values in self.extra.items() if key in other.extra
+            },
+        )
+
 
 # ----------------------------------------------------------------------------- line reading
 

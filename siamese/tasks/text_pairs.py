@@ -9,8 +9,10 @@ threshold chosen on dev, ROC-AUC and average precision for binary data.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import shutil
 from typing import Any
 
 import keras
@@ -36,6 +38,8 @@ from siamese.vectors import load_word_vectors
 logger = logging.getLogger(__name__)
 
 TASK = "text-pairs"
+#: Sub-folder of a run that holds the second training of ``--refit``.
+REFIT_FOLDER = "refit"
 #: Heads whose output changes when the two inputs are swapped.
 ASYMMETRIC_HEADS = frozenset({"concat"})
 
@@ -76,6 +80,10 @@ def resolve_defaults(config: RunConfig, kind: str) -> RunConfig:
         )
     if loss == "contrastive" and head not in heads.DISTANCE_HEADS:
         raise ConfigError("--loss contrastive works on a distance: use it with --head euclidean")
+    if config.text.refit and objective != "regression":
+        raise ConfigError(
+            "--refit needs graded data (--objective regression): a binary run's threshold is chosen on dev"
+        )
     config.objective, config.head, config.loss = objective, head, loss
     return config
 
@@ -198,6 +206,12 @@ def train(
 ) -> dict:
     """Train a text tower on pairs and write the run folder.
 
+    With ``config.text.refit`` (graded data), once early stopping on dev has picked the
+    epoch count, a second model is trained from the same start on train + dev for that many
+    epochs (in the run's ``refit/`` folder, with its own checkpoints) and becomes the run's
+    model and tower. ``metrics.json`` then holds the first model's dev figures (dev is in the
+    second one's training data) and the second one's train and test figures.
+
     Args:
         config: The run's settings (``task`` must be ``text-pairs``).
         out: The run folder.
@@ -215,10 +229,7 @@ def train(
     config = resolve_defaults(config, train_pairs.kind)
     word_vectors = None
     if config.text.word_vectors and not resume and not config.text.init_tower:
-        word_vectors = load_word_vectors(config.text.word_vectors)
-        if config.text.embedding_dim != word_vectors.dim:
-            logger.info("embedding width set to the word vectors' %d", word_vectors.dim)
-            config.text.embedding_dim = word_vectors.dim
+        word_vectors = _word_vectors(config)
     checkpoint = run.load_checkpoint() if resume else None
     initial = load_text_tower(config.text.init_tower) if config.text.init_tower and not resume else None
     if not resume:
@@ -238,6 +249,36 @@ def train(
         logger.info("resuming %s after epoch %d", run.path, state["epoch"])
     else:
         model, state = build_model(config, train_pairs, word_vectors, initial), None
+    history = _fit(model, state, config, run, train_pairs, dev_pairs, verbose)
+    metrics = score_splits(model, splits, config)
+    plot_history(history, run.path / "history.png", metric=monitored(config)[2])
+    if config.text.refit:
+        model = _refit(config, run, splits, history, word_vectors, verbose)
+        metrics = {**score_splits(model, splits, config), "dev": metrics["dev"]}
+    run.finish(model, tower_of(model), metrics)
+    return metrics
+
+
+def _word_vectors(config: RunConfig) -> Any:
+    """The run's pretrained vectors (the embedding width follows them)."""
+    word_vectors = load_word_vectors(config.text.word_vectors)
+    if config.text.embedding_dim != word_vectors.dim:
+        logger.info("embedding width set to the word vectors' %d", word_vectors.dim)
+        config.text.embedding_dim = word_vectors.dim
+    return word_vectors
+
+
+def _fit(
+    model: keras.Model,
+    state: dict | None,
+    config: RunConfig,
+    run: RunDir,
+    train_pairs: TextPairs,
+    dev_pairs: TextPairs | None,
+    verbose: Any,
+) -> dict[str, list[float]]:
+    """Train ``model`` through its fused trainer on token ids, in length-bucketed batches,
+    early-stopping on ``dev_pairs`` (``None``: every epoch of ``config.epochs``, none watched)."""
     trainer = fused.fused_trainer(model, token_ids=True)
     compile_model(trainer, config, optimizer=model.optimizer)
     vectorizer = fused.text_vectorizer(tower_of(model))
@@ -266,16 +307,19 @@ def train(
             )
         return _id_dataset(ids_a, ids_b, y_train, batches, lengths), None
 
-    dev_a, dev_b = (fused.token_ids(vectorizer, side) for side in _inputs(dev_pairs))
-    dev_lengths = fused.pair_lengths(dev_a, dev_b)
-    dev_batches = fused.batch_order(
-        dev_lengths, np.argsort(dev_lengths, kind="stable"), config.batch_size, pool_batches=0, rng=None
-    )
-    monitor, mode, shown = monitored(config)
-    history = fit_epochs(
+    dev_data = None
+    if dev_pairs is not None:
+        dev_a, dev_b = (fused.token_ids(vectorizer, side) for side in _inputs(dev_pairs))
+        dev_lengths = fused.pair_lengths(dev_a, dev_b)
+        dev_batches = fused.batch_order(
+            dev_lengths, np.argsort(dev_lengths, kind="stable"), config.batch_size, pool_batches=0, rng=None
+        )
+        dev_data = _id_dataset(dev_a, dev_b, _targets(dev_pairs, config), dev_batches, dev_lengths)
+    monitor, mode, _ = monitored(config)
+    return fit_epochs(
         model,
         epoch_data,
-        _id_dataset(dev_a, dev_b, _targets(dev_pairs, config), dev_batches, dev_lengths),
+        dev_data,
         run,
         config,
         monitor=monitor,
@@ -284,10 +328,57 @@ def train(
         trainer=trainer,
         verbose=verbose,
     )
-    metrics = score_splits(model, splits, config)
-    plot_history(history, run.path / "history.png", metric=shown)
-    run.finish(model, tower_of(model), metrics)
-    return metrics
+
+
+def best_epoch(history: dict[str, list[float]], config: RunConfig) -> int:
+    """The epoch (from 1) with the best dev figure in ``history``; the first of equals."""
+    monitor, mode, _ = monitored(config)
+    values = np.asarray(history[monitor], dtype=np.float64)
+    return int(np.argmax(values) if mode == "max" else np.argmin(values)) + 1
+
+
+def _refit(
+    config: RunConfig,
+    run: RunDir,
+    splits: dict[str, TextPairs],
+    history: dict[str, list[float]],
+    word_vectors: Any,
+    verbose: Any,
+) -> keras.Model:
+    """The model trained again from the start on train + dev for the best epoch count on dev
+    (in ``run``'s ``refit/`` folder, resumed from its checkpoint if it has one)."""
+    epochs = best_epoch(history, config)
+    refit_config = dataclasses.replace(
+        config,
+        epochs=epochs,
+        patience=0,
+        lr_patience=0,
+        text=dataclasses.replace(config.text, refit=False),
+    )
+    pooled = splits["train"].joined(splits["dev"])
+    sub = RunDir(run.path / REFIT_FOLDER)
+    checkpoint = sub.load_checkpoint() if sub.state.is_file() else None
+    if checkpoint is not None:
+        sub.reopen(refit_config)
+        model, state = checkpoint
+        logger.info("resuming the refit after epoch %d", state["epoch"])
+    else:
+        if sub.config.is_file():  # stopped before its first epoch ended: start it again
+            shutil.rmtree(sub.path)
+        sub.prepare(refit_config, resume=False)
+        options = config.text
+        if word_vectors is None and options.word_vectors and not options.init_tower:
+            word_vectors = _word_vectors(config)
+        tower = load_text_tower(options.init_tower) if options.init_tower else None
+        model, state = build_model(refit_config, pooled, word_vectors, tower), None
+    logger.info(
+        "refit: %d epoch%s (the best on dev) on train + dev, %d pairs",
+        epochs,
+        "" if epochs == 1 else "s",
+        len(pooled),
+    )
+    _fit(model, state, refit_config, sub, pooled, None, verbose)
+    return model
 
 
 def _id_dataset(
@@ -327,5 +418,11 @@ def evaluate(run_dir: str | os.PathLike[str], *, data: str | None = None, split:
     wanted = {split: splits[split]}
     if config.objective == "binary":
         wanted.setdefault("dev" if "dev" in splits else "train", splits.get("dev", splits["train"]))
+    if config.text.refit and split == "dev":
+        logger.warning(
+            "%s was refit on train + dev: these dev figures are not held out "
+            "(metrics.json keeps those of the model chosen on dev)",
+            run.path,
+        )
     model = load_model(run.model)
     return {split: score_splits(model, wanted, config)[split]}
