@@ -396,9 +396,10 @@ def fit_epochs(
     history: dict[str, list[float]] = {k: list(v) for k, v in state["history"].items()}
     best_path = run.checkpoints / BEST_WEIGHTS
     start = state["epoch"]
+    watched = dev_data is not None
     if start >= config.epochs:
         logger.info("run already has %d epochs (of %d asked for)", start, config.epochs)
-    if dev_data is not None and config.patience and state["wait"] >= config.patience:
+    if watched and config.patience and state["wait"] >= config.patience:
         logger.info("run had stopped early at epoch %d; nothing left to do", start)
         start = config.epochs
     fitted_model = trainer or model
@@ -441,7 +442,6 @@ def fit_epochs(
                 f"the loss became {logs.get('loss')} in epoch {epoch + 1}; stopped, and the checkpoint "
                 f"of epoch {epoch} is kept in {run.checkpoints} (try a lower --learning-rate)"
             )
-        watched = dev_data is not None
         if config.lr_patience and watched:
             logs["learning_rate"] = float(fitted_model.optimizer.learning_rate)
         for key, value in logs.items():
@@ -472,7 +472,7 @@ def fit_epochs(
                 state["best_epoch"],
             )
             break
-    if dev_data is not None and best_path.is_file():
+    if watched and best_path.is_file():
         model.load_weights(best_path)
         logger.info(
             "restored the best epoch on dev: %s = %.4f at epoch %s",

@@ -253,7 +253,7 @@ def train(
     metrics = score_splits(model, splits, config)
     plot_history(history, run.path / "history.png", metric=monitored(config)[2])
     if config.text.refit:
-        model = _refit(config, run, splits, history, word_vectors, verbose)
+        model = _refit(config, run, splits, word_vectors, verbose)
         metrics = {**score_splits(model, splits, config), "dev": metrics["dev"]}
     run.finish(model, tower_of(model), metrics)
     return metrics
@@ -330,24 +330,17 @@ def _fit(
     )
 
 
-def best_epoch(history: dict[str, list[float]], config: RunConfig) -> int:
-    """The epoch (from 1) with the best dev figure in ``history``; the first of equals."""
-    monitor, mode, _ = monitored(config)
-    values = np.asarray(history[monitor], dtype=np.float64)
-    return int(np.argmax(values) if mode == "max" else np.argmin(values)) + 1
-
-
 def _refit(
     config: RunConfig,
     run: RunDir,
     splits: dict[str, TextPairs],
-    history: dict[str, list[float]],
     word_vectors: Any,
     verbose: Any,
 ) -> keras.Model:
     """The model trained again from the start on train + dev for the best epoch count on dev
-    (in ``run``'s ``refit/`` folder, resumed from its checkpoint if it has one)."""
-    epochs = best_epoch(history, config)
+    (the one early stopping restored, from ``run``'s loop state), in ``run``'s ``refit/``
+    folder, resumed from its checkpoint if it has one."""
+    epochs = run.read_state()["best_epoch"]
     refit_config = dataclasses.replace(
         config,
         epochs=epochs,
