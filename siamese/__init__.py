@@ -15,7 +15,7 @@ from siamese._tf import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 
-from siamese import heads, losses  # noqa: E402  (registers the serialisable classes)
+from siamese import ensemble, heads, losses  # noqa: E402, F401  (registers the serialisable classes)
 from siamese._version import __version__  # noqa: E402
 from siamese.errors import (  # noqa: E402
     ConfigError,

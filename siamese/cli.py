@@ -71,6 +71,7 @@ Examples:
   siamese-train --task text-pairs --data sick --epochs 10 --out runs/sick
   siamese-train --task text-pairs --data stsb --word-vectors glove-6b-50d --out runs/stsb
   siamese-train --task text-pairs --data mrpc --init-tower runs/sick --out runs/mrpc
+  siamese-train --task text-pairs --data sick --members 3 --out runs/sick3
   siamese-train --task text-pairs --data pairs.tsv --text-a-col q1 --text-b-col q2 --label-col dup
   siamese-train --task text-pairs --out runs/sick --resume --epochs 20
   siamese-train --task image-pairs --data fashion-mnist --epochs 5 --out runs/f
@@ -195,6 +196,22 @@ Examples:
     "the first model's dev figures).",
 )
 @click.option(
+    "--members",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Text: train N models alike (seeds SEED, SEED+1, ...; model K in the run's members/K) and "
+    "keep them as one: their scores averaged, their towers' encodings concatenated. With an "
+    "ensemble run as --init-tower, model K starts from its model K.",
+)
+@click.option(
+    "--threshold-metric",
+    type=click.Choice(["accuracy", "f1"]),
+    default="accuracy",
+    show_default=True,
+    help="Text, binary data: choose the decision threshold with the best accuracy, or the best F1, on dev.",
+)
+@click.option(
     "--sequence-pooling",
     type=click.Choice(["last", "mean", "max"]),
     default="last",
@@ -317,6 +334,8 @@ def train(
             vectors_vocabulary=options["vectors_vocabulary"],
             init_tower=options["init_tower"],
             refit=options["refit"],
+            members=options["members"],
+            threshold_metric=options["threshold_metric"],
             text_a_col=options["text_a_col"],
             text_b_col=options["text_b_col"],
             label_col=options["label_col"],

@@ -73,8 +73,9 @@ def binary_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> 
     return out
 
 
-def choose_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The decision threshold with the best accuracy on (dev) scores."""
-    threshold, value = metrics.best_threshold(scores, np.asarray(labels).astype(np.int64), metric="accuracy")
-    logger.info("threshold %.4f chosen on dev (accuracy %.4f)", threshold, value)
+def choose_threshold(scores: np.ndarray, labels: np.ndarray, metric: str = "accuracy") -> float:
+    """The decision threshold with the best ``metric`` (``"accuracy"`` or ``"f1"``) on (dev) scores."""
+    labels = np.asarray(labels).astype(np.int64)
+    threshold, value = metrics.best_threshold(scores, labels, metric=metric)
+    logger.info("threshold %.4f chosen on dev (%s %.4f)", threshold, metric, value)
     return float(threshold)

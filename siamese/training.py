@@ -12,6 +12,10 @@ A run folder holds::
     metrics.json     split → metric → value      ┘ unfinished run
     history.png      the learning curves (when matplotlib is installed)
 
+A text run may also hold ``refit/`` (``--refit``: the second training, a run folder of its
+own) and ``members/K/`` (``--members``: member K's whole run; the ensemble run's own
+``history.json`` then holds each member's curves under ``member_K/`` keys).
+
 Every file is written atomically. The loop seeds each epoch from ``(seed, epoch)``, so a run
 resumed from its checkpoint draws the same shuffles and dropout masks as one that never
 stopped.
@@ -81,6 +85,13 @@ class TextOptions:
     # the start on train + dev for that many epochs; that model is the run's (see
     # siamese.tasks.text_pairs).
     refit: bool = False
+    # Train this many models alike (seeds seed, seed + 1, ...) and keep them as one: the
+    # mean of their scores, the concatenation of their towers' encodings (see
+    # siamese.ensemble and siamese.tasks.text_pairs).
+    members: int = 1
+    # Binary data: the decision threshold is the one with the best value of this metric on
+    # dev, "accuracy" or "f1".
+    threshold_metric: str = "accuracy"
 
 
 @dataclass
@@ -190,6 +201,8 @@ class RunConfig:
             raise ConfigError(f"lr_patience must be 0 or more, got {self.lr_patience!r}")
         if not 0 < self.lr_factor < 1:
             raise ConfigError(f"lr_factor must be between 0 and 1, got {self.lr_factor!r}")
+        if not isinstance(self.text.members, int) or self.text.members <= 0:
+            raise ConfigError(f"members must be a positive integer, got {self.text.members!r}")
         if self.objective not in (None, "regression", "binary"):
             raise ConfigError(f"objective must be regression or binary, got {self.objective!r}")
 

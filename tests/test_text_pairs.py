@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import siamese
 from siamese import cli
 from siamese.tasks import text_pairs
 from siamese.training import RunConfig, RunDir, TextOptions
@@ -114,28 +115,33 @@ def test_a_new_run_refuses_to_overwrite_and_resume_needs_a_run(tmp_path):
     assert nothing.exit_code == 2 and "nothing to resume" in nothing.output
 
 
-def test_eval_in_a_fresh_process_reproduces_the_run(tmp_path):
-    data = _pairs_file(tmp_path / "pairs.tsv", binary=True)
-    out = tmp_path / "run"
-    assert _train(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL]).exit_code == 0
+def eval_in_a_fresh_process(run, split):
+    """``siamese-eval --run RUN --split SPLIT`` in a new Python process: the figures it prints."""
     proc = subprocess.run(
         [
             sys.executable,
             "-c",
             "from siamese.cli import evaluate; evaluate()",
             "--run",
-            str(out),
+            str(run),
             "--split",
-            "dev",
+            split,
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
+    line = next(li for li in proc.stdout.splitlines() if li.startswith(f"{split}:"))
+    return {k: float(v) for k, v in (part.strip().split(" ") for part in line[len(split) + 1 :].split(","))}
+
+
+def test_eval_in_a_fresh_process_reproduces_the_run(tmp_path):
+    data = _pairs_file(tmp_path / "pairs.tsv", binary=True)
+    out = tmp_path / "run"
+    assert _train(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL]).exit_code == 0
+    shown = eval_in_a_fresh_process(out, "dev")
     saved = json.loads((out / "metrics.json").read_text())["dev"]
-    line = next(li for li in proc.stdout.splitlines() if li.startswith("dev:"))
-    shown = dict(part.strip().split(" ") for part in line[len("dev:") :].split(","))
     for key in ("accuracy", "f1", "roc_auc"):
         assert float(shown[key]) == pytest.approx(saved[key], abs=1e-4)
 
@@ -379,3 +385,41 @@ def test_refit_of_binary_data_is_refused_before_any_folder(tmp_path):
     assert result.exit_code == 2 and "--refit needs graded data" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_threshold_metric_f1_picks_the_dev_threshold_with_the_best_f1(tmp_path):
+    from siamese import evaluation
+    from siamese.models import load_model
+
+    data = _pairs_file(tmp_path / "pairs.tsv", n=300, binary=True)
+    runs = {}
+    for metric in ("accuracy", "f1"):
+        out = tmp_path / metric
+        args = ["--data", str(data), "--epochs", "1", "--out", str(out), "--threshold-metric", metric, *SMALL]
+        assert _train(args).exit_code == 0
+        runs[metric] = json.loads((out / "metrics.json").read_text())
+    config = RunConfig.from_dict(json.loads((tmp_path / "f1" / "config.json").read_text()))
+    assert config.text.threshold_metric == "f1"
+    dev = text_pairs.load_splits(config)["dev"]
+    scores = evaluation.pair_outputs(load_model(tmp_path / "f1" / "model.keras"), dev.a, dev.b)
+    # Brute force: every cut between sorted scores, and both ends.
+    cuts = np.unique(np.r_[scores.min() - 1, scores, scores.max() + 1])
+    best_f1 = max(evaluation.binary_metrics(scores, dev.labels, t)["f1"] for t in cuts)
+    best_accuracy = max(evaluation.binary_metrics(scores, dev.labels, t)["accuracy"] for t in cuts)
+    assert runs["f1"]["dev"]["f1"] == pytest.approx(best_f1)
+    assert runs["accuracy"]["dev"]["accuracy"] == pytest.approx(best_accuracy)
+    # Here the two rules disagree, so the test tells them apart.
+    assert runs["accuracy"]["dev"]["f1"] < best_f1
+    assert text_pairs.evaluate(tmp_path / "f1", split="dev")["dev"] == pytest.approx(runs["f1"]["dev"])
+
+
+def test_unknown_threshold_metric_is_refused(tmp_path):
+    data = _pairs_file(tmp_path / "pairs.tsv", binary=True)
+    result = _train(
+        ["--data", str(data), "--threshold-metric", "recall", "--out", str(tmp_path / "r")], catch=True
+    )
+    assert result.exit_code == 2 and "--threshold-metric" in result.output and not (tmp_path / "r").exists()
+    config = RunConfig(task="text-pairs", data=str(data), text=TextOptions(threshold_metric="recall"))
+    with pytest.raises(siamese.errors.ConfigError, match="threshold-metric"):
+        text_pairs.train(config, tmp_path / "r2", verbose=0)
+    assert not (tmp_path / "r2").exists()

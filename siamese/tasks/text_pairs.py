@@ -5,6 +5,10 @@ Graded data (SICK, STS-B) is learned as regression on scores scaled to [0, 1] (d
 classification (default head ``abs-diff`` with binary cross-entropy). Final metrics are on
 each dataset's own scale: Pearson, Spearman and MSE for graded data; accuracy and F1 at the
 threshold chosen on dev, ROC-AUC and average precision for binary data.
+
+With ``--members N`` the run trains N models alike (seeds ``seed`` … ``seed + N - 1``), each a
+run of its own in ``members/K``, and keeps them as one pair model (:mod:`siamese.ensemble`):
+the mean of their scores, a tower whose encoding is their encodings concatenated.
 """
 
 from __future__ import annotations
@@ -13,15 +17,18 @@ import dataclasses
 import logging
 import os
 import shutil
+import time
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from siamese import evaluation, fused, heads, losses
+from siamese import ensemble, evaluation, fused, heads, losses
 from siamese.datasets.text import BINARY, GRADED, TextPairs, load_text_dataset
 from siamese.errors import ConfigError
+from siamese.io import atomic_write_json, read_json
 from siamese.keras_metrics import PearsonCorrelation
 from siamese.models import build_siamese, load_model, load_tower, tower_of
 from siamese.towers import text_tower
@@ -40,6 +47,10 @@ logger = logging.getLogger(__name__)
 TASK = "text-pairs"
 #: Sub-folder of a run that holds the second training of ``--refit``.
 REFIT_FOLDER = "refit"
+#: Sub-folder of an ensemble run (``--members``) whose ``K/`` holds member K's run.
+MEMBERS_FOLDER = "members"
+#: What a binary run's decision threshold is chosen to maximise on dev.
+THRESHOLD_METRICS = ("accuracy", "f1")
 #: Heads whose output changes when the two inputs are swapped.
 ASYMMETRIC_HEADS = frozenset({"concat"})
 
@@ -80,6 +91,11 @@ def resolve_defaults(config: RunConfig, kind: str) -> RunConfig:
         )
     if loss == "contrastive" and head not in heads.DISTANCE_HEADS:
         raise ConfigError("--loss contrastive works on a distance: use it with --head euclidean")
+    if config.text.threshold_metric not in THRESHOLD_METRICS:
+        raise ConfigError(
+            f"--threshold-metric must be one of {', '.join(THRESHOLD_METRICS)}; "
+            f"got {config.text.threshold_metric!r}"
+        )
     if config.text.refit and objective != "regression":
         raise ConfigError(
             "--refit needs graded data (--objective regression): a binary run's threshold is chosen on dev"
@@ -132,6 +148,12 @@ def load_text_tower(path: str | os.PathLike[str]) -> keras.Model:
     except ConfigError as exc:
         raise ConfigError(f"--init-tower: {exc}") from None
     if not fused.trimmable(tower):
+        members = Path(path) / MEMBERS_FOLDER
+        if members.is_dir():
+            raise ConfigError(
+                f"--init-tower: {path} is an ensemble run: start from one of its members "
+                f"({members / '0'}, ...), or train an ensemble with --members"
+            )
         raise ConfigError(f"--init-tower: {path} is not a text tower")
     logger.info("tower initialised from %s", path)
     return tower
@@ -195,7 +217,9 @@ def score_splits(
         return result
     scores = {name: evaluation.similarity(out, config.head) for name, out in outputs.items()}
     reference = "dev" if "dev" in splits else "train"
-    threshold = evaluation.choose_threshold(scores[reference], splits[reference].labels)
+    threshold = evaluation.choose_threshold(
+        scores[reference], splits[reference].labels, config.text.threshold_metric
+    )
     for name, pairs in splits.items():
         result[name] = evaluation.binary_metrics(scores[name], pairs.labels, threshold)
     return result
@@ -205,6 +229,9 @@ def train(
     config: RunConfig, out: str | os.PathLike[str], *, resume: bool = False, verbose: Any = "auto"
 ) -> dict:
     """Train a text tower on pairs and write the run folder.
+
+    With ``config.text.members`` above 1, each member is such a run of its own in
+    ``members/K`` and the run keeps them as one ensemble model (see :func:`_train_members`).
 
     With ``config.text.refit`` (graded data), once early stopping on dev has picked the
     epoch count, a second model is trained from the same start on train + dev for that many
@@ -224,6 +251,8 @@ def train(
     run = RunDir(out)
     if resume:
         config = run.reopen(config)
+    if config.text.members > 1:
+        return _train_members(config, run, resume, verbose)
     splits = load_splits(config)
     train_pairs, dev_pairs = splits["train"], splits["dev"]
     config = resolve_defaults(config, train_pairs.kind)
@@ -257,6 +286,65 @@ def train(
         metrics = {**score_splits(model, splits, config), "dev": metrics["dev"]}
     run.finish(model, tower_of(model), metrics)
     return metrics
+
+
+def _train_members(config: RunConfig, run: RunDir, resume: bool, verbose: Any) -> dict:
+    """Train (or, on resume, finish) each member's run in ``members/K``, then save them as
+    one ensemble model. With ``--refit`` the dev figures are the mean of the members' own
+    (each chosen on dev before its refit), since dev is in every member's training data."""
+    splits = load_splits(config)
+    config = resolve_defaults(config, splits["train"].kind)
+    if not resume:  # a bad start is reported before any folder is made, as for one model
+        start = _member_config(config, 0, 0.0).text.init_tower
+        if start:
+            load_text_tower(start)
+        elif config.text.word_vectors:
+            _word_vectors(config)
+        run.prepare(config, resume=False)
+    began = time.monotonic()
+    count = config.text.members
+    folders = [RunDir(run.path / MEMBERS_FOLDER / str(k)) for k in range(count)]
+    for k, member in enumerate(folders):
+        if member.is_complete():
+            continue
+        member_config = _member_config(config, k, time.monotonic() - began)
+        again = member.read_state() is not None
+        if member.path.exists() and not again:  # stopped before its first epoch ended
+            shutil.rmtree(member.path)
+        logger.info("member %d of %d (seed %d) in %s", k + 1, count, member_config.seed, member.path)
+        train(member_config, member.path, resume=again, verbose=verbose)
+    model = ensemble.ensemble_model([load_model(member.model) for member in folders])
+    metrics = score_splits(model, splits, config)
+    if config.text.refit:
+        devs = [read_json(member.metrics)["dev"] for member in folders]
+        metrics["dev"] = {name: float(np.mean([dev[name] for dev in devs])) for name in devs[0]}
+        metrics["dev"]["n"] = devs[0]["n"]
+    history = {
+        f"member_{k}/{name}": values
+        for k, member in enumerate(folders)
+        for name, values in read_json(member.history).items()
+    }
+    atomic_write_json(run.history, history)
+    run.finish(model, tower_of(model), metrics)
+    logger.info("ensemble of %d members saved in %s", count, run.path)
+    return metrics
+
+
+def _member_config(config: RunConfig, k: int, spent: float) -> RunConfig:
+    """Member ``k``'s settings: seed ``seed + k``, the time budget left, and the tower to
+    start from (member ``k``'s of an ensemble ``--init-tower``, by turns if it has fewer)."""
+    start = config.text.init_tower
+    members = Path(start) / MEMBERS_FOLDER if start else None
+    count = len([p for p in members.iterdir() if p.name.isdigit()]) if members and members.is_dir() else 0
+    if count:
+        start = str(members / str(k % count))
+    budget = None if config.time_budget is None else max(config.time_budget - spent, 1.0)
+    return dataclasses.replace(
+        config,
+        seed=config.seed + k,
+        time_budget=budget,
+        text=dataclasses.replace(config.text, members=1, init_tower=start),
+    )
 
 
 def _word_vectors(config: RunConfig) -> Any:
