@@ -4,12 +4,14 @@ Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/text_pairs.py [--onl
 
 Each dataset is trained with and without pretrained word vectors (GloVe 6B 50d from the
 ``glove`` extra), with settings chosen on the dev split (SICK trial, STS-B dev, MRPC's GLUE
-dev carved from train); the test split is touched only for the final figure. STS-B and MRPC
-start from a SICK run's tower (trained first, with the same word vectors): MRPC from the SICK
-model chosen on SICK's trial split, STS-B from the SICK model then trained again on train +
-trial for the epoch count chosen on trial (``--refit``, the ``sick-refit`` cell); STS-B's own
-model is refit on train + dev the same way. Every cell gets
-at most 20 minutes of training in all, pretraining included (``time_budget``). Writes
+dev carved from train); the test split is touched only for the final figure. Every cell is
+an ensemble of three models (``--members 3``: seeds 0-2, scores averaged). STS-B and MRPC
+start from a SICK cell's towers (trained first, with the same word vectors; member K from
+member K): MRPC from the SICK models chosen on SICK's trial split, STS-B from the SICK models
+then trained again on train + trial for the epoch count chosen on trial (``--refit``, the
+``sick-refit`` cell); STS-B's own models are refit on train + dev the same way. MRPC's
+threshold is the one with the best F1 on dev (``--threshold-metric f1``). Every cell gets at
+most 20 minutes of training in all, pretraining included (``time_budget``). Writes
 ``benchmarks/results/text_pairs.md``.
 """
 
@@ -55,8 +57,18 @@ SETTINGS = {
         "pretrain": "sick-refit",
         "refit": True,
     },
-    "mrpc": {"head": "concat", "hidden": 128, "epochs": 40, "patience": 5, "pretrain": "sick"},
+    "mrpc": {
+        "head": "concat",
+        "hidden": 128,
+        "epochs": 40,
+        "patience": 5,
+        "pretrain": "sick",
+        "threshold_metric": "f1",
+    },
 }
+# Every cell is an ensemble of this many models (seeds 0, 1, 2 with --seed 0), member K of
+# STS-B and MRPC starting from member K of its SICK cell (--members).
+MEMBERS = 3
 
 ANCHORS = {
     "sick": "MaLSTM: Pearson 0.8822, Spearman 0.8345, MSE 0.2286",
@@ -81,6 +93,8 @@ def config_for(
         vectors_vocabulary=TOWER["vectors_vocabulary"] if vectors else 0,
         init_tower=str(init_tower) if init_tower else None,
         refit=s.get("refit", False),
+        members=MEMBERS,
+        threshold_metric=s.get("threshold_metric", "accuracy"),
     )
     return RunConfig(
         task="text-pairs",
@@ -113,15 +127,18 @@ def _train(name: str, vectors: bool, seed: int, folder: Path, done: dict) -> dic
     began = time.perf_counter()
     metrics = text_pairs.train(config, out, verbose=0)
     seconds = time.perf_counter() - began
-    history = json.loads((out / "history.json").read_text())
-    epochs = len(history["loss"])
+    members = [out / text_pairs.MEMBERS_FOLDER / str(k) for k in range(config.text.members)]
+    epochs = [len(json.loads((m / "history.json").read_text())["loss"]) for m in members]
+    refit_epochs = [
+        len(json.loads((m / text_pairs.REFIT_FOLDER / "history.json").read_text())["loss"])
+        if config.text.refit
+        else 0
+        for m in members
+    ]
     sides = 2 if config.head in text_pairs.ASYMMETRIC_HEADS else 1
-    refit_file = out / text_pairs.REFIT_FOLDER / "history.json"
-    refit_epochs = len(json.loads(refit_file.read_text())["loss"]) if config.text.refit else 0
     # Pairs trained on: train each epoch, then train + dev in each refit epoch (both orders).
-    pairs_seen = sides * (
-        epochs * metrics["train"]["n"] + refit_epochs * (metrics["train"]["n"] + metrics["dev"]["n"])
-    )
+    n_train, n_dev = metrics["train"]["n"], metrics["dev"]["n"]
+    pairs_seen = sides * (sum(epochs) * n_train + sum(refit_epochs) * (n_train + n_dev))
     done[key] = {
         "name": name,
         "vectors": vectors,
@@ -157,13 +174,18 @@ def _figures(cell: dict) -> str:
 
 def _dev(cell: dict) -> str:
     d = cell["dev"]
-    return f"{d['pearson']:.4f} Pearson" if "pearson" in d else f"{100 * d['accuracy']:.1f}% accuracy"
+    if "pearson" not in d:
+        return f"{100 * d['accuracy']:.1f}% accuracy, F1 {100 * d['f1']:.1f}"
+    # A refit ensemble's dev figure is the mean of its members' (each chosen on dev, then refit).
+    return f"{d['pearson']:.4f} Pearson" + (" (members' mean)" if any(cell["refit_epochs"]) else "")
 
 
 def _epochs(cell: dict) -> str:
-    if not cell["refit_epochs"]:
-        return str(cell["epochs"])
-    return f"{cell['epochs']}, then {cell['refit_epochs']} on train + dev (`--refit`)"
+    each = " / ".join(str(e) for e in cell["epochs"])
+    if not any(cell["refit_epochs"]):
+        return each
+    again = " / ".join(str(e) for e in cell["refit_epochs"])
+    return f"{each}, then {again} on train + dev (`--refit`)"
 
 
 def table(cells: list[dict]) -> str:
