@@ -14,7 +14,7 @@ from siamese import ensemble, evaluation
 from siamese.models import build_siamese, embed, load_model, load_tower, tower_of
 from siamese.tasks import text_pairs
 from siamese.towers import text_tower
-from siamese.training import RunConfig, RunDir
+from siamese.training import RunConfig, RunDir, TextOptions
 
 TEXTS = ["a cat sat", "a dog ran", "the man plays guitar", "a woman cooks food", "two dogs"]
 
@@ -182,9 +182,7 @@ def test_members_must_be_a_positive_count(tmp_path):
     result = _train(["--data", str(data), "--members", "0", "--out", str(tmp_path / "r")], catch=True)
     assert result.exit_code == 2 and "--members" in result.output and not (tmp_path / "r").exists()
     with pytest.raises(siamese.errors.ConfigError, match="members"):
-        RunConfig(
-            task="text-pairs", data="sick", text=dataclasses.replace(RunConfig("x", "y").text, members=0)
-        )
+        RunConfig(task="text-pairs", data="sick", text=TextOptions(members=0))
 
 
 def test_a_bad_start_is_refused_before_any_folder(tmp_path):
@@ -192,7 +190,9 @@ def test_a_bad_start_is_refused_before_any_folder(tmp_path):
     starts = (
         (["--init-tower", str(tmp_path / "nowhere")], "not found"),
         (["--word-vectors", str(tmp_path / "none.txt")], "not a file"),
+        (["--init-tower", str(tmp_path / "unfinished")], "not a finished run"),
     )
+    (tmp_path / "unfinished" / "members" / "0").mkdir(parents=True)  # an ensemble that never ended
     for k, (start, words) in enumerate(starts):
         out = tmp_path / f"r{k}"
         result = _train(["--data", str(data), "--members", "2", *start, "--out", str(out)], catch=True)

@@ -334,10 +334,12 @@ def _member_config(config: RunConfig, k: int, spent: float) -> RunConfig:
     """Member ``k``'s settings: seed ``seed + k``, the time budget left, and the tower to
     start from (member ``k``'s of an ensemble ``--init-tower``, by turns if it has fewer)."""
     start = config.text.init_tower
-    members = Path(start) / MEMBERS_FOLDER if start else None
-    count = len([p for p in members.iterdir() if p.name.isdigit()]) if members and members.is_dir() else 0
-    if count:
-        start = str(members / str(k % count))
+    if start and (Path(start) / MEMBERS_FOLDER).is_dir():
+        try:
+            count = RunDir(start).finished_config(TASK).text.members
+        except ConfigError as exc:
+            raise ConfigError(f"--init-tower: {exc}") from None
+        start = str(Path(start) / MEMBERS_FOLDER / str(k % count))
     budget = None if config.time_budget is None else max(config.time_budget - spent, 1.0)
     return dataclasses.replace(
         config,
