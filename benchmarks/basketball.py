@@ -13,22 +13,19 @@ Writes ``benchmarks/results/basketball.md``.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
-from pathlib import Path
 
+import common
 import numpy as np
 
 import siamese  # noqa: F401  (quiet TensorFlow start-up)
 from siamese import metrics
-from siamese.datasets import basketball as data
-from siamese.examples import basketball as bb
-from siamese.io import atomic_write_text
-from siamese.training import BasketballOptions
+from siamese.basketball import data
+from siamese.basketball import models as bb
+from siamese.basketball.task import BasketballOptions
 
-RESULTS = Path(__file__).resolve().parent / "results" / "basketball.md"
+NAME = "basketball"
 
 # The course's published figures (DataCamp, "Advanced Deep Learning with Keras").
 COURSE = {
@@ -115,10 +112,7 @@ def run_seed(seed: int, season: data.SeasonTable, tourney: data.Games) -> dict[t
 
 def table(results: list[dict[tuple[str, str], float]]) -> str:
     """The markdown table: mean ± sd over seeds beside the course's figure."""
-    rows = [
-        "| model | figure | course | ours (mean ± sd) | beats the course? |",
-        "|---|---|---|---|---|",
-    ]
+    rows = []
     for key in results[0]:
         values = np.array([r[key] for r in results])
         course = COURSE.get((key[0].split(",")[0], key[1]))
@@ -130,34 +124,26 @@ def table(results: list[dict[tuple[str, str], float]]) -> str:
             beats = f"reproduction, {mean - course:+.2f}"
         else:
             beats = "yes" if mean < course else "no"
-        rows.append(f"| {key[0]} | {key[1]} | {'' if course is None else course} | {shown} | {beats} |")
-    return "\n".join(rows)
+        rows.append([key[0], key[1], "" if course is None else course, shown, beats])
+    return common.markdown_table(["model", "figure", "course", "ours (mean ± sd)", "beats the course?"], rows)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.parser(__doc__, NAME)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
+    run = common.invocation(NAME, argv)
     logging.basicConfig(level=logging.WARNING)
     season = data.build_season_table()
     tourney = data.read_tourney(enriched=True)
     results = [run_seed(seed, season, tourney) for seed in args.seeds]
-    command = "SIAMESE_DATA_DIR=../shared/datasets python benchmarks/basketball.py " + " ".join(
-        ["--seeds", *map(str, args.seeds)]
-    )
-    text = (
-        "# Basketball benchmark\n\n"
-        f"Command: `{command}`\n\n"
+    notes = (
         f"Seeds: {args.seeds}. Season: {len(season.games):,} rows (1985-2018), "
         f"{season.n_teams:,} team-seasons; "
         f"tournament: {len(tourney):,} rows, course split 3,168 train / {len(tourney) - 3168:,} test. "
-        "Lower is better for every figure.\n\n" + table(results) + "\n"
+        "Lower is better for every figure."
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS, text)
-    sys.stdout.write(text)
+    common.write_result(NAME, common.header("Basketball benchmark", run, notes) + table(results), args.out)
 
 
 if __name__ == "__main__":

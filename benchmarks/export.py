@@ -4,10 +4,10 @@ Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/export.py [--only te
 
 The *export path* is what ``siamese-index build`` does, timed from the file on disk to the
 filled index: read the items (:mod:`siamese.datasets.corpus`), embed them with the tower
-(:meth:`siamese.Index.build`, which calls :func:`siamese.models.embed` batch by batch) and add
+(:meth:`siamese.Index.build`, which calls :func:`siamese.encode.embed` batch by batch) and add
 the vectors to a FAISS ``Flat`` index (cosine). The *bare forward pass* is the tower alone on
 the same items already in memory: its call compiled once as a ``tf.function``
-(:func:`siamese.models.compiled_forward`), batch after batch, no reading, no index. The export
+(:func:`siamese.encode.compiled_forward`), batch after batch, no reading, no index. The export
 path's share of the bare pass's items/s is the figure (target: at least 80%).
 
 Workloads (untrained towers: speed does not depend on the weights):
@@ -29,29 +29,31 @@ process (after one untimed warm-up of each); medians are reported. Writes
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import common
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "export.md"
+NAME = "export"
 WORKLOADS = ("text", "images", "images-idx")
 BATCH_SIZES = (256, 1024, 4096)
 TEXTS = 32_768
+COLUMNS = (
+    "items | batch | export path items/s (median, min–max) | bare forward items/s (median, min–max) "
+    "| export / bare"
+).split(" | ")
 
 
 def text_workload(folder: Path) -> tuple[object, str, np.ndarray]:
     """(tower, corpus spec for the export path, the items in memory for the bare pass)."""
-    import siamese
-    from siamese.training import TextOptions
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from throughput import synthetic_pairs
+
+    import siamese
+    from siamese.tasks.text_pairs import TextOptions
 
     a, b, _ = synthetic_pairs(TEXTS, seed=0)
     texts = list(dict.fromkeys(a + b))[:TEXTS]
@@ -72,7 +74,7 @@ def text_workload(folder: Path) -> tuple[object, str, np.ndarray]:
 def default_image_tower(images: np.ndarray):
     """The image tower of ``siamese-train``'s defaults for images of this shape (untrained)."""
     import siamese
-    from siamese.training import ImageOptions
+    from siamese.tasks.image_pairs import ImageOptions
 
     options = ImageOptions()
     return siamese.image_tower(
@@ -122,7 +124,7 @@ def export_path(tower, spec: str, kind: str, batch_size: int) -> tuple[float, in
 
 def bare_forward(tower, items: np.ndarray, batch_size: int) -> float:
     """Seconds of the tower's compiled forward pass over ``items`` in memory."""
-    from siamese.models import compiled_forward
+    from siamese.encode import compiled_forward
 
     forward = compiled_forward(tower)
     began = time.perf_counter()
@@ -155,49 +157,38 @@ def measure(kind: str, repeats: int, folder: Path) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = [
-        "| items | batch | export path items/s (median, min–max) | bare forward items/s (median, min–max) "
-        "| export / bare |",
-        "|---|---|---|---|---|",
-    ]
+    cells = []
     for r in rows:
         export, bare = statistics.median(r["export"]), statistics.median(r["bare"])
-        lines.append(
-            f"| {r['kind']} ({r['items']:,}) | {r['batch']:,} "
-            f"| {export:,.0f} ({min(r['export']):,.0f}–{max(r['export']):,.0f}) "
-            f"| {bare:,.0f} ({min(r['bare']):,.0f}–{max(r['bare']):,.0f}) | **{export / bare:.0%}** |"
+        cells.append(
+            [
+                f"{r['kind']} ({r['items']:,})",
+                f"{r['batch']:,}",
+                f"{export:,.0f} ({min(r['export']):,.0f}–{max(r['export']):,.0f})",
+                f"{bare:,.0f} ({min(r['bare']):,.0f}–{max(r['bare']):,.0f})",
+                f"**{export / bare:.0%}**",
+            ]
         )
-    return "\n".join(lines)
+    return common.markdown_table(COLUMNS, cells)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--only", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser = common.parser(__doc__, NAME, only=WORKLOADS)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    run = common.invocation(NAME, argv)
     import logging
 
     import siamese  # noqa: F401  (quiet TensorFlow start-up)
-    from siamese.io import atomic_write_text
 
     logging.basicConfig(level=logging.WARNING)
-    began = time.perf_counter()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="siamese-export-") as folder:
         for kind in args.only:
             rows.extend(measure(kind, args.repeats, Path(folder)))
-    command = "SIAMESE_DATA_DIR=../shared/datasets python benchmarks/export.py --only " + " ".join(args.only)
-    text = (
-        "# Embedding export: reading + embedding + adding to FAISS, beside the bare forward pass\n\n"
-        f"Command: `{command}` ({args.repeats} repeats per cell, alternating, medians; one process; "
-        f"total {time.perf_counter() - began:.0f} s; load average at the end {os.getloadavg()[0]:.1f} "
-        f"on {len(os.sched_getaffinity(0))} cores).\n\n" + table(rows) + "\n"
-    )
-    atomic_write_text(args.out, text)
-    sys.stdout.write(text)
+    title = "Embedding export: reading + embedding + adding to FAISS, beside the bare forward pass"
+    notes = f"{args.repeats} repeats per cell, alternating, medians; one process."
+    common.write_result(NAME, common.header(title, run, notes) + table(rows), args.out)
 
 
 if __name__ == "__main__":

@@ -18,27 +18,26 @@ SETTINGS below). Writes ``benchmarks/results/image_pairs.md`` and each run's
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import common
 import numpy as np
 
 import siamese  # noqa: F401  (quiet TensorFlow start-up)
 from siamese import metrics
 from siamese.datasets.images import load_image_dataset, read_omniglot_runs
-from siamese.io import atomic_save, atomic_write_text
+from siamese.io import atomic_save, read_json
 from siamese.tasks import image_pairs
-from siamese.training import ImageOptions, RunConfig
+from siamese.tasks.image_pairs import ImageOptions
+from siamese.training import RunConfig
 
-RESULTS = Path(__file__).resolve().parent / "results" / "image_pairs.md"
+NAME = "image_pairs"
 
 # Settings per dataset, chosen on dev (each tried for 8 minutes of training; dev figures):
 # Omniglot, first with a dev of 24 characters drawn across alphabets (20-way one-shot trials
@@ -53,12 +52,12 @@ RESULTS = Path(__file__).resolve().parent / "results" / "image_pairs.md"
 #   instead of 28x28 68.3% (half the epochs fit in the time).
 #   Pooled pairs (each batch's pairs among ~128 images, embedded once; about twice the epochs
 #   per minute): 79.3% in 8 minutes (45 epochs, vs about 24) against 78.8% independent; a
-#   30-minute run (results/image_pairs_pooled.md, made at commit 0e3334e when pooled pairs were
-#   the default; today `--only omniglot --pair-pools --out ...`) stopped early at epoch 103
-#   (best 73, dev verification loss rising) with dev 82.8% against the independent run's
-#   82.2%, but 74.5% on the official runs against 78.0%. Dev does not separate the two, and
-#   that test figure has been seen, so nothing is claimed from it; the committed table keeps
-#   independent pairs (the settings that produced it).
+#   30-minute run (made at commit 0e3334e when pooled pairs were the default, its figures in
+#   benchmarks/README.md; today `--only omniglot --pair-pools --lr-patience 0`) stopped early
+#   at epoch 103 (best 73, dev verification loss rising) with dev 82.8% against the
+#   independent run's 82.2%, but 74.5% on the official runs against 78.0%. Dev does not
+#   separate the two, and that test figure has been seen, so nothing is claimed from it; the
+#   committed table keeps independent pairs (the settings that produced it).
 #   Lowering the learning rate on a dev plateau (halved after 5 epochs without a better dev
 #   loss), two 30-minute runs against the two of the constant rate: dev one-shot 83.5% and
 #   84.0% against 82.25% and 82.0% (embedding, image alone); 84.75% and 87.25% against 85.75%
@@ -95,6 +94,10 @@ SETTINGS = {
         "image": ImageOptions(pairs_per_epoch=54000, pair_pools=False),
     },
 }
+COLUMNS = (
+    "data | test figures | dev | raw-pixel NN (same data) | epochs (best) | training (whole run) | pairs/s "
+    "| target | anchors"
+).split(" | ")
 TARGETS = {"omniglot": "20-way ≥ 80%", "fashion-mnist": "1-NN ≥ 0.90"}
 ANCHORS = {
     "omniglot": "Koch et al. 2015: 92.0% (full background set, 964 characters, + distortions); "
@@ -117,7 +120,7 @@ def config_for(name: str, seed: int) -> RunConfig:
         lr_patience=s.get("lr_patience", 0),
         head=s["head"],
         loss=s["loss"],
-        image=dataclasses.replace(s["image"]),
+        options=dataclasses.replace(s["image"]),
     )
 
 
@@ -130,7 +133,7 @@ def raw_pixel_baseline(name: str, config: RunConfig) -> dict[str, float]:
     if name == "omniglot":
         raw = image_pairs.embedding_scorer(_pixels)
         native = image_pairs.one_shot_score(read_omniglot_runs(), raw)
-        resized = image_pairs.one_shot_score(read_omniglot_runs(size=config.image.image_size), raw)
+        resized = image_pairs.one_shot_score(read_omniglot_runs(size=config.options.image_size), raw)
         return {"native": native, "resized": resized}
     splits = load_image_dataset(name, seed=config.seed, dev_fraction=config.dev_fraction)
     train, test = splits["train"], splits["test"]
@@ -141,20 +144,20 @@ def raw_pixel_baseline(name: str, config: RunConfig) -> dict[str, float]:
     }
 
 
-def run_cell(name: str, seed: int, folder: Path, results: Path = RESULTS) -> dict:
+def run_cell(name: str, seed: int, folder: Path, results: Path) -> dict:
     """Train one dataset and return its figures (test and dev metrics, time, throughput);
     its ``neighbours.png`` is copied beside ``results`` (named after it unless it is the
     default table)."""
     config = config_for(name, seed)
     out = folder / name
     began = time.perf_counter()
-    result = image_pairs.train(config, out, verbose=0)
+    result = image_pairs.TASK.train(config, out, verbose=0)
     seconds = time.perf_counter() - began
-    suffix = "" if results == RESULTS else f"-{results.stem}"
+    suffix = "" if results == common.result_path(NAME) else f"-{results.stem}"
     picture = results.parent / f"neighbours-{name}{suffix}.png"
     atomic_save(picture, lambda tmp: shutil.copyfile(out / "neighbours.png", tmp))
-    history = json.loads((out / "history.json").read_text())
-    config = RunConfig.from_dict(json.loads((out / "config.json").read_text()))
+    history = read_json(out / "history.json")
+    config = RunConfig.from_dict(read_json(out / "config.json"), ImageOptions)
     epochs = len(history["loss"])
     # Training proper: from the run folder's creation to the last epoch's checkpoint.
     training = (out / "checkpoints" / "state.json").stat().st_mtime - (out / "config.json").stat().st_mtime
@@ -166,7 +169,7 @@ def run_cell(name: str, seed: int, folder: Path, results: Path = RESULTS) -> dic
         "best_epoch": int(np.argmin(history["val_loss"])) + 1,
         "seconds": seconds,
         "training_seconds": training,
-        "pairs_per_second": epochs * config.image.pairs_per_epoch / training,
+        "pairs_per_second": epochs * config.options.pairs_per_epoch / training,
         "baseline": raw_pixel_baseline(name, config),
     }
 
@@ -203,29 +206,26 @@ def _baseline(cell: dict) -> str:
 
 def table(cells: list[dict]) -> str:
     rows = [
-        "| data | test figures | dev | raw-pixel NN (same data) | epochs (best) | training (whole run) "
-        "| pairs/s | target | anchors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        [
+            c["name"],
+            _figures(c),
+            _dev(c),
+            _baseline(c),
+            f"{c['epochs']} ({c['best_epoch']})",
+            f"{c['training_seconds'] / 60:.1f} min ({c['seconds'] / 60:.1f})",
+            f"{c['pairs_per_second']:.0f}",
+            TARGETS[c["name"]],
+            ANCHORS[c["name"]],
+        ]
+        for c in cells
     ]
-    for c in cells:
-        rows.append(
-            f"| {c['name']} | {_figures(c)} | {_dev(c)} | {_baseline(c)} | "
-            f"{c['epochs']} ({c['best_epoch']}) | "
-            f"{c['training_seconds'] / 60:.1f} min ({c['seconds'] / 60:.1f}) | "
-            f"{c['pairs_per_second']:.0f} | {TARGETS[c['name']]} | "
-            f"{ANCHORS[c['name']]} |"
-        )
-    return "\n".join(rows)
+    return common.markdown_table(COLUMNS, rows)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--only", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
+    parser = common.parser(__doc__, NAME, only=list(SETTINGS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, default=None, help="Keep the run folders here (new folder).")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="Where to write the table.")
     parser.add_argument(
         "--pair-pools", action="store_true", help="Pooled pairs instead of the settings' independent ones."
     )
@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         help="Lower the learning rate after this many epochs without dev improvement (0: never).",
     )
     args = parser.parse_args(argv)
+    run = common.invocation(NAME, argv)
     logging.basicConfig(level=logging.WARNING)
     if args.pair_pools:
         for settings in SETTINGS.values():
@@ -243,30 +244,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.lr_patience is not None:
         for settings in SETTINGS.values():
             settings["lr_patience"] = args.lr_patience
+    results = common.result_path(NAME, args.out).resolve()
     cells = []
     with tempfile.TemporaryDirectory(prefix="siamese-bench-") as folder:
         for name in args.only:
-            cells.append(run_cell(name, args.seed, args.keep or Path(folder), args.out.resolve()))
+            cells.append(run_cell(name, args.seed, args.keep or Path(folder), results))
             sys.stderr.write(table(cells[-1:]) + "\n")
-    command = "SIAMESE_DATA_DIR=../shared/datasets python benchmarks/image_pairs.py --only " + " ".join(
-        args.only
+    notes = (
+        f"Seed {args.seed}; at most {SETTINGS['omniglot']['budget'] / 60:.0f} minutes of training on "
+        f"Omniglot, {SETTINGS['fashion-mnist']['budget'] / 60:.0f} on Fashion-MNIST; the whole run adds "
+        "data loading and the final evaluation."
     )
-    if args.pair_pools:
-        command += " --pair-pools"
-    if args.lr_patience is not None:
-        command += f" --lr-patience {args.lr_patience}"
-    if args.out != RESULTS:
-        command += f" --out {os.path.relpath(args.out, Path(__file__).resolve().parent.parent)}"
-    text = (
-        "# Image-pairs benchmark\n\n"
-        f"Command: `{command}` (seed {args.seed}; {len(os.sched_getaffinity(0))}-core CPU, 1-minute load "
-        f"average {os.getloadavg()[0]:.1f} at the end; at most "
-        f"{SETTINGS['omniglot']['budget'] / 60:.0f} minutes of training on Omniglot, "
-        f"{SETTINGS['fashion-mnist']['budget'] / 60:.0f} on Fashion-MNIST; the whole run adds data "
-        "loading and the final evaluation).\n\n" + table(cells) + "\n"
-    )
-    atomic_write_text(args.out, text)
-    sys.stdout.write(text)
+    common.write_result(NAME, common.header("Image-pairs benchmark", run, notes) + table(cells), results)
 
 
 if __name__ == "__main__":

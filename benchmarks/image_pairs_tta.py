@@ -12,62 +12,70 @@ as the mean of its embedding and those of ``--tta`` fixed small distortions
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
 import time
 from pathlib import Path
 
+import common
+
 import siamese  # noqa: F401  (quiet TensorFlow start-up)
-from siamese.io import atomic_write_text
+from siamese.io import read_json
 from siamese.tasks import image_pairs
 
-RESULTS = Path(__file__).resolve().parent / "results" / "image_pairs_tta.md"
+NAME = "image_pairs_tta"
+SPLITS = {"dev": "dev (held-out alphabet)", "test": "test (the 20 official runs)"}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.parser(__doc__, NAME)
     parser.add_argument("--run", type=Path, required=True, help="A finished Omniglot image-pairs run.")
     parser.add_argument("--tta", type=int, default=8, help="Distortions per image.")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    run = common.invocation(NAME, argv)
     logging.basicConfig(level=logging.WARNING)
-    config = json.loads((args.run / "config.json").read_text())  # runs older than pair_pools: independent
-    rows = [
-        "| split | trials | one-shot by embedding, image alone | with "
-        f"{args.tta} distortions | one-shot by pair score (no augmentation) | seconds (alone / with) |",
-        "|---|---|---|---|---|---|",
+    # Read as saved: a run older than pair_pools drew independent pairs (the option's default
+    # is now pooled pairs).
+    config = read_json(args.run / "config.json")
+    budget = config.get("time_budget")
+    headers = [
+        "split",
+        "trials",
+        "one-shot by embedding, image alone",
+        f"with {args.tta} distortions",
+        "one-shot by pair score (no augmentation)",
+        "seconds (alone / with)",
     ]
-    for split in ("dev", "test"):
+    rows = []
+    for split, name in SPLITS.items():
         began = time.perf_counter()
-        alone = image_pairs.evaluate(args.run, split=split, test_time_augment=0)[split]
+        alone = image_pairs.TASK.evaluate(args.run, split=split, test_time_augment=0)[split]
         middle = time.perf_counter()
-        with_tta = image_pairs.evaluate(args.run, split=split, test_time_augment=args.tta)[split]
+        with_tta = image_pairs.TASK.evaluate(args.run, split=split, test_time_augment=args.tta)[split]
         ended = time.perf_counter()
-        name = "dev (held-out alphabet)" if split == "dev" else "test (the 20 official runs)"
         rows.append(
-            f"| {name} | {alone['one_shot_trials']} | {100 * alone['one_shot_embedding']:.2f}% | "
-            f"**{100 * with_tta['one_shot_embedding']:.2f}%** | {100 * alone['one_shot_pair']:.2f}% | "
-            f"{middle - began:.0f} / {ended - middle:.0f} |"
+            [
+                name,
+                alone["one_shot_trials"],
+                f"{100 * alone['one_shot_embedding']:.2f}%",
+                f"**{100 * with_tta['one_shot_embedding']:.2f}%**",
+                f"{100 * alone['one_shot_pair']:.2f}%",
+                f"{middle - began:.0f} / {ended - middle:.0f}",
+            ]
         )
-        sys.stderr.write(rows[-1] + "\n")
-    command = (
-        f"SIAMESE_DATA_DIR=../shared/datasets python benchmarks/image_pairs_tta.py --run RUN --tta {args.tta}"
+        sys.stderr.write(common.markdown_table(headers, rows[-1:]) + "\n")
+    training = f"{budget / 60:.0f} minutes of training" if budget else "no time limit"
+    pooled = "on" if config.get("image", {}).get("pair_pools", False) else "off"
+    notes = (
+        "`--run` is a kept Omniglot run (`benchmarks/image_pairs.py --keep DIR` writes `DIR/omniglot`; "
+        f"this one: seed {config['seed']}, {training}, pooled pairs {pooled}, learning-rate patience "
+        f"{config.get('lr_patience', 0)}). Nothing is trained here; each image is embedded alone, then as "
+        f"the mean over it and {args.tta} fixed small affine distortions (the training distortions)."
     )
-    text = (
-        "# Omniglot: test-time augmentation\n\n"
-        f"Command: `{command}`, where RUN is a kept Omniglot run (`benchmarks/image_pairs.py --keep DIR` "
-        f"writes `DIR/omniglot`; this one: seed {config['seed']}, "
-        f"{config['time_budget'] / 60:.0f} minutes of training, pooled pairs "
-        f"{'on' if config['image'].get('pair_pools', False) else 'off'}). Nothing is trained here; "
-        "each image is embedded alone, then as the mean over it and "
-        f"{args.tta} fixed small affine distortions (the training distortions).\n\n" + "\n".join(rows) + "\n"
+    text = common.header("Omniglot: test-time augmentation", run, notes) + common.markdown_table(
+        headers, rows
     )
-    atomic_write_text(args.out, text)
-    sys.stdout.write(text)
+    common.write_result(NAME, text, args.out)
 
 
 if __name__ == "__main__":

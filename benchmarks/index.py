@@ -1,6 +1,6 @@
 """Index benchmark: the toolkit's :class:`~siamese.index.Index` beside raw FAISS, in one process.
 
-Run:  python benchmarks/index.py [--fmnist-run RUN_DIR] [--quick]
+Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/index.py [--fmnist-run RUN_DIR] [--quick]
 
 Data sets:
 
@@ -15,12 +15,13 @@ For each index type (Flat, HNSW32, an IVF setting) both sides do the same work: 
 on the same seeded sample of at most 100,000 vectors, then add), one batched search of all
 the queries, and ``--single-queries`` searches of one query each (``--flat-single-queries``
 for Flat, whose every query scans the whole set). The toolkit side is
-``Index.from_vectors`` and ``Index.search_vectors`` (plus ``Index.search``, which also builds
-the ``Hit`` objects); the raw side is ``faiss.index_factory`` + ``train`` + ``add`` +
-``search`` on contiguous float32 (normalised by ``faiss.normalize_L2`` for cosine, inside the
-timed region, as the toolkit does). In each repeat both sides are built and then searched in
-alternating order (toolkit first in even repeats, raw first in odd ones); figures are medians
-over the repeats. HNSW ``efSearch`` and IVF ``nprobe`` are tuned once, on the raw index of
+``Index.from_vectors`` and ``Index.search_vectors`` (plus ``Index.hits`` on its arrays: the
+``Hit`` lists that ``Index.search`` returns, without embedding the queries; the table's
+"search() with Hits" column); the raw side is ``faiss.index_factory`` + ``train`` + ``add``
++ ``search`` on contiguous float32 (normalised by ``faiss.normalize_L2`` for cosine, inside
+the timed region, as the toolkit does). In each repeat both sides are built and then searched
+in alternating order (toolkit first in even repeats, raw first in odd ones); figures are
+medians over the repeats. HNSW ``efSearch`` and IVF ``nprobe`` are tuned once, on the raw index of
 the first repeat and on separate tuning queries: the smallest value whose recall@10 reaches
 the target plus 0.01. Recall@10 is against exact search (raw Flat). Writes
 ``benchmarks/results/index.md`` (``--quick``: prints only, unless ``--out`` is given).
@@ -34,25 +35,23 @@ import ctypes.util
 import gc
 import logging
 import os
-import platform
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import common
 import faiss
 import numpy as np
 
 import siamese  # noqa: F401  (quiet TensorFlow start-up)
 from siamese import metrics
 from siamese.index import Index
-from siamese.io import atomic_write_text
 
-RESULTS = Path(__file__).resolve().parent / "results" / "index.md"
+NAME = "index"
 HEAVY_JOBS = "benchmarks/|pytest|siamese-train"
 TRAIN_SAMPLE = 100_000  # the toolkit's default train_sample
 LADDERS = {
@@ -80,7 +79,7 @@ class Dataset:
     train_rows: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        # The same seeded sample the toolkit draws (Index._train, seed 0), so both sides train alike.
+        # The same seeded sample the toolkit draws (faiss_helpers.train, seed 0): both sides train alike.
         n = len(self.base)
         self.train_rows = np.arange(n)
         if n > TRAIN_SAMPLE:
@@ -116,7 +115,8 @@ def synthetic(n: int, dim: int, clusters: int, sigma: float, n_queries: int, see
 def fashion_mnist(run_dir: Path, n_queries: int) -> Dataset:
     """Fashion-MNIST train + test embedded by a run's tower (cosine)."""
     from siamese.datasets.images import read_fashion_mnist
-    from siamese.models import embed, load_tower
+    from siamese.encode import embed
+    from siamese.models import load_tower
 
     tower_file = run_dir / "tower.keras"
     tower = load_tower(tower_file)
@@ -263,7 +263,7 @@ class RawSide:
 
 
 class ToolkitSide:
-    """siamese.index.Index: from_vectors, search_vectors (and search, with Hits)."""
+    """siamese.index.Index: from_vectors, search_vectors (and hits, the Hit lists of search)."""
 
     name = "toolkit"
 
@@ -287,7 +287,7 @@ class ToolkitSide:
         return self.index.search_vectors(queries, k, **self.params())[1]
 
     def hits(self, queries: np.ndarray, k: int) -> None:
-        self.index.search(queries, k, **self.params())
+        self.index.hits(*self.index.search_vectors(queries, k, **self.params()))
 
     def single(self, queries: np.ndarray, k: int) -> None:
         search, params = self.index.search_vectors, self.params()
@@ -412,13 +412,20 @@ def _rate(count: int, seconds: list[float]) -> list[float]:
 def dataset_table(
     data: Dataset, results: dict[str, dict[str, Figures]], kinds: list[Kind], args: argparse.Namespace
 ) -> str:
-    rows = [
-        "| index | side | build s | peak RSS growth MB | RSS held MB | "
-        f"batched q/s ({len(data.queries):,} q, one call) | single q/s (calls) | "
-        f"recall@{args.k} | toolkit/raw time, batched | "
-        "toolkit/raw time, single | search() with Hits, q/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+    headers = [
+        "index",
+        "side",
+        "build s",
+        "peak RSS growth MB",
+        "RSS held MB",
+        f"batched q/s ({len(data.queries):,} q, one call)",
+        "single q/s (calls)",
+        f"recall@{args.k}",
+        "toolkit/raw time, batched",
+        "toolkit/raw time, single",
+        "search() with Hits, q/s",
     ]
+    rows = []
     for kind in kinds:
         figs = results[kind.factory]
         label = kind.factory + ("" if kind.param is None else f" ({kind.param}={kind.value})")
@@ -443,20 +450,24 @@ def dataset_table(
                 ratio_s,
                 hits,
             ]
-            rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+            rows.append(cells)
+    return common.markdown_table(headers, rows)
 
 
 def sweep_table(kinds: list[Kind], k: int) -> str:
+    headers = ["index", "parameter", "value", f"recall@{k} (tuning queries)", "raw q/s (batched)"]
     rows = [
-        f"| index | parameter | value | recall@{k} (tuning queries) | raw q/s (batched) |",
-        "|---|---|---|---|---|",
+        [
+            kind.factory,
+            kind.param,
+            f"{value}{' ←' if value == kind.value else ''}",
+            f"{recall:.4f}",
+            f"{qps:,.0f}",
+        ]
+        for kind in kinds
+        for value, recall, qps in kind.sweep
     ]
-    for kind in kinds:
-        for value, recall, qps in kind.sweep:
-            mark = " ←" if value == kind.value else ""
-            rows.append(f"| {kind.factory} | {kind.param} | {value}{mark} | {recall:.4f} | {qps:,.0f} |")
-    return "\n".join(rows)
+    return common.markdown_table(headers, rows)
 
 
 def targets(data: Dataset, results: dict[str, dict[str, Figures]], kinds: list[Kind], target: float) -> str:
@@ -505,30 +516,17 @@ def heavy_jobs() -> list[str]:
     return [line for line in lines if int(line.split(maxsplit=1)[0]) not in mine and "pgrep" not in line]
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model
-            )
-    except OSError:
-        pass
+def faiss_setup() -> str:
+    """FAISS's SIMD level in use and its thread count (the machine line has the rest)."""
     simd = faiss.SIMDConfig.get_level_name() if hasattr(faiss, "SIMDConfig") else "n/a"
-    return (
-        f"{len(os.sched_getaffinity(0))} cores (nproc), {model}; Python {platform.python_version()}, "
-        f"faiss {faiss.__version__} (SIMD level in use: {simd}), NumPy {np.__version__}; "
-        f"faiss.omp_set_num_threads({faiss.omp_get_max_threads()})"
-    )
+    return f"FAISS SIMD level in use: {simd}; faiss.omp_set_num_threads({faiss.omp_get_max_threads()})"
 
 
 # ---------------------------------------------------------------------- main
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.parser(__doc__, NAME)
     parser.add_argument("--n", type=int, default=1_000_000, help="synthetic base vectors")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--clusters", type=int, default=1000)
@@ -542,20 +540,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--ivf", default="IVF1024,Flat", help="the IVF factory string")
     parser.add_argument("--recall-target", type=float, default=0.95)
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--threads", type=int, default=common.cores())
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fmnist-run", type=Path, help="run folder with tower.keras from the image task")
     parser.add_argument("--quick", action="store_true", help="smoke run: 50,000 vectors, 1 repeat")
-    parser.add_argument("--out", type=Path, help="table file (default results/index.md; none with --quick)")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.repeats, args.queries = 50_000, 1, 2000
         args.single_queries, args.flat_single_queries = 200, 50
     return args
-
-
-def command_line(argv: list[str] | None) -> str:
-    return " ".join(["python", "benchmarks/index.py", *(sys.argv[1:] if argv is None else argv)])
 
 
 def run_dataset(data: Dataset, args: argparse.Namespace) -> tuple[str, list[float]]:
@@ -571,26 +564,27 @@ def run_dataset(data: Dataset, args: argparse.Namespace) -> tuple[str, list[floa
     return text, [load for kind in kinds for load in kind.loads]
 
 
-def busy_note(loads: list[float], busy: list[str]) -> str:
+def busy_note(loads: list[float], busy: list[str]) -> list[str]:
     """A warning when other work shared the machine (load of half the cores or more, or jobs seen)."""
-    cores = len(os.sched_getaffinity(0))
+    cores = common.cores()
     if max(loads) < cores / 2 and not busy:
-        return ""
-    return (
+        return []
+    return [
         f"**The machine was not quiet**: the 1-minute load average reached {max(loads):.1f} on {cores} "
         "cores during the run (other benchmarks and tests were running). Absolute speeds are pessimistic "
         "and noisy, and a repeat that overlapped a burst of other work can be several times slower; "
-        "judge the two sides by the ratios from the best repeats in Targets as well as by the medians.\n\n"
-    )
+        "judge the two sides by the ratios from the best repeats in Targets as well as by the medians."
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    run = common.invocation(NAME, argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logger.setLevel(logging.INFO)
     faiss.omp_set_num_threads(args.threads)
-    busy_start, load_start, t0 = heavy_jobs(), os.getloadavg(), time.perf_counter()
-    sections, loads = [], [load_start[0]]
+    busy_start = heavy_jobs()
+    sections, loads = [], [run.load]
     datasets = [lambda: synthetic(args.n, args.dim, args.clusters, args.sigma, args.queries, args.seed)]
     if args.fmnist_run is not None:
         datasets.append(lambda: fashion_mnist(args.fmnist_run, args.queries))
@@ -602,32 +596,28 @@ def main(argv: list[str] | None = None) -> None:
         sections.append(
             "## fashion-mnist\n\nSkipped: no `--fmnist-run RUN_DIR` (a run folder with tower.keras).\n"
         )
-    busy_end, load_end = heavy_jobs(), os.getloadavg()
-    loads.append(load_end[0])
+    busy_end = heavy_jobs()
+    loads.append(os.getloadavg()[0])
     busy = sorted(set(busy_start + busy_end))
     quiet = "none" if not busy else "; ".join(f"`{line[:120]}`" for line in busy)
-    text = (
-        "# Index benchmark: the toolkit's Index beside raw FAISS\n\n"
-        f"Command: `{command_line(argv)}`\n\n"
-        f"Machine: {machine()}.\n\n"
-        f"Repeats: {args.repeats} (medians, with min–max in brackets); "
-        f"total {time.perf_counter() - t0:.0f} s. "
-        f"Load average at start {load_start[0]:.2f}, at end {load_end[0]:.2f}; other heavy jobs seen "
-        f'(`pgrep -fa "{HEAVY_JOBS}"`): {quiet}.\n\n'
-        + busy_note(loads, busy)
-        + "Memory: *peak RSS growth* is the kernel's peak resident set (VmHWM, reset through "
+    notes = [
+        f"{faiss_setup()}. Repeats: {args.repeats} (medians, with min–max in brackets). Other heavy jobs "
+        f'seen at the start and the end (`pgrep -fa "{HEAVY_JOBS}"`): {quiet}.',
+        *busy_note(loads, busy),
+        "Memory: *peak RSS growth* is the kernel's peak resident set (VmHWM, reset through "
         "/proc/self/clear_refs just before the build) minus the RSS before the build; *RSS held* is the RSS "
         "after the build minus the RSS before it, both taken after a garbage collection and glibc's "
         "malloc_trim (so that memory freed by an earlier build is not silently reused). The base vectors "
         "exist before either build and are not counted. Build = train (same seeded sample on both "
         "sides) + add; for the toolkit it also includes its checks, id and payload bookkeeping and its "
-        "copy of the vectors.\n\n" + "\n".join(sections)
-    )
-    out = args.out if args.out is not None else (None if args.quick else RESULTS)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, text)
-    sys.stdout.write(text)
+        "copy of the vectors.",
+    ]
+    text = common.header("Index benchmark: the toolkit's Index beside raw FAISS", run, notes)
+    text += "\n".join(sections)
+    if args.quick and args.out is None:
+        common.echo(text)
+    else:
+        common.write_result(NAME, text, args.out)
 
 
 if __name__ == "__main__":

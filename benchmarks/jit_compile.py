@@ -2,27 +2,26 @@
 
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/jit_compile.py
 
-The toolkit's own trainers (:func:`siamese.fused.fused_trainer` on SICK token ids, length-
-bucketed batches of 64; :func:`siamese.fused.unique_trainer` on 12,800 pooled Fashion-MNIST
-pairs, batches of 128), each compiled with ``jit_compile=False`` and ``True`` and fitted on the
-same batches: one untimed epoch first (it traces, and XLA compiles once per batch shape), then
-3 timed epochs, the two settings alternating epoch by epoch; the median epoch is reported.
+The toolkit's own trainers (:func:`siamese.training.fused.fused_trainer` on SICK token ids,
+length-bucketed batches of 64; :func:`siamese.training.fused.unique_trainer` on 12,800 pooled
+Fashion-MNIST pairs, batches of 128), each compiled with ``jit_compile=False`` and ``True``
+and fitted on the same batches: one untimed epoch first (it traces, and XLA compiles once per
+batch shape), then 3 timed epochs, the two settings alternating epoch by epoch; the median
+epoch is reported.
 Writes ``benchmarks/results/jit_compile.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
+import common
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "jit_compile.md"
+NAME = "jit_compile"
 IMAGE_PAIRS = 12_800
 
 
@@ -30,18 +29,20 @@ def text_case():
     """(pair model, trainer, batches, pairs per epoch) for SICK."""
     import tensorflow as tf
 
-    from siamese import fused
+    from siamese.encode import text_vectorizer, token_ids
     from siamese.models import tower_of
     from siamese.tasks import text_pairs
-    from siamese.training import RunConfig, TextOptions
+    from siamese.tasks.text_pairs import TextOptions
+    from siamese.training import RunConfig, fused
 
-    config = RunConfig(task="text-pairs", data="sick", batch_size=64, text=TextOptions(units=128))
+    config = RunConfig(task="text-pairs", data="sick", batch_size=64, options=TextOptions(units=128))
+    config = text_pairs.TASK.configure(config)
     splits = text_pairs.load_splits(config)
-    config = text_pairs.resolve_defaults(config, splits["train"].kind)
+    config = text_pairs.resolve(config, splits["train"].kind)
     train = splits["train"]
     model = text_pairs.build_model(config, train)
-    vectorizer = fused.text_vectorizer(tower_of(model))
-    ids_a, ids_b = fused.token_ids(vectorizer, train.a), fused.token_ids(vectorizer, train.b)
+    vectorizer = text_vectorizer(tower_of(model))
+    ids_a, ids_b = token_ids(vectorizer, train.a), token_ids(vectorizer, train.b)
     lengths = fused.pair_lengths(ids_a, ids_b)
     rng = np.random.default_rng(0)
     order = fused.batch_order(lengths, rng.permutation(len(lengths)), 64, pool_batches=16, rng=rng)
@@ -59,14 +60,17 @@ def image_case():
     """(pair model, trainer, batches, pairs per epoch) for Fashion-MNIST."""
     import tensorflow as tf
 
-    from siamese import fused
+    from siamese.datasets.records import BINARY
     from siamese.pairs import PairSampler
     from siamese.tasks import image_pairs
-    from siamese.training import ImageOptions, RunConfig
+    from siamese.tasks.image_pairs import ImageOptions
+    from siamese.tasks.pair_model import resolve_pair_settings
+    from siamese.training import RunConfig, fused
 
-    config = RunConfig(task="image-pairs", data="fashion-mnist", batch_size=128, image=ImageOptions())
+    config = RunConfig(task="image-pairs", data="fashion-mnist", batch_size=128, options=ImageOptions())
+    config = image_pairs.TASK.configure(config)
     data = image_pairs.load_data(config)
-    config = image_pairs.resolve_defaults(config, image_pairs.BINARY)
+    config = resolve_pair_settings(config, BINARY)
     train = data.splits["train"]
     model = image_pairs.build_model(config, train.images.shape[1:])
     pairs = PairSampler(train.labels, pairs_per_epoch=IMAGE_PAIRS, pool_size=128, seed=0).epoch(0)
@@ -75,7 +79,7 @@ def image_case():
 
 
 def measure(name: str, epochs: int) -> list[dict]:
-    from siamese.tasks.text_pairs import compile_model
+    from siamese.tasks.pair_model import compile_model
 
     model, make_trainer, dataset, config, n_pairs = (text_case if name == "sick" else image_case)()
     trainers = {}
@@ -103,36 +107,36 @@ def measure(name: str, epochs: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = common.parser(__doc__, NAME)
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args(argv)
+    run = common.invocation(NAME, argv)
     import siamese  # noqa: F401  (quiet TensorFlow start-up)
-    from siamese.io import atomic_write_text
 
     logging.basicConfig(level=logging.WARNING)
-    began = time.perf_counter()
     rows = [row for name in ("sick", "fashion-mnist") for row in measure(name, args.epochs)]
-    lines = [
-        "| workload | jit_compile | first epoch s (with tracing) | pairs/s (median epoch) | vs without |",
-        "|---|---|---|---|---|",
-    ]
+    cells = []
     for row in rows:
         base = next(r for r in rows if r["name"] == row["name"] and not r["jit"])
-        lines.append(
-            f"| {row['name']} | {row['jit']} | {row['first']:.1f} | {row['pairs_per_second']:,.0f} "
-            f"| {row['pairs_per_second'] / base['pairs_per_second']:.2f}× |"
+        cells.append(
+            [
+                row["name"],
+                row["jit"],
+                f"{row['first']:.1f}",
+                f"{row['pairs_per_second']:,.0f}",
+                f"{row['pairs_per_second'] / base['pairs_per_second']:.2f}×",
+            ]
         )
-    text = (
-        "# jit_compile on the toolkit's training step\n\n"
-        "Command: `SIAMESE_DATA_DIR=../shared/datasets python benchmarks/jit_compile.py` "
-        f"({args.epochs} timed epochs per setting, alternating; one process; total "
-        f"{time.perf_counter() - began:.0f} s; load average at the end {os.getloadavg()[0]:.1f} on "
-        f"{len(os.sched_getaffinity(0))} cores).\n\n" + "\n".join(lines) + "\n"
-    )
-    atomic_write_text(RESULTS, text)
-    sys.stdout.write(text)
+    headers = [
+        "workload",
+        "jit_compile",
+        "first epoch s (with tracing)",
+        "pairs/s (median epoch)",
+        "vs without",
+    ]
+    notes = f"{args.epochs} timed epochs per setting, alternating; one process."
+    text = common.header("jit_compile on the toolkit's training step", run, notes)
+    common.write_result(NAME, text + common.markdown_table(headers, cells), args.out)
 
 
 if __name__ == "__main__":

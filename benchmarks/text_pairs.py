@@ -17,20 +17,21 @@ most 20 minutes of training in all, pretraining included (``time_budget``). Writ
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import siamese  # noqa: F401  (quiet TensorFlow start-up)
-from siamese.io import atomic_write_text
-from siamese.tasks import text_pairs
-from siamese.training import RunConfig, TextOptions
+import common
 
-RESULTS = Path(__file__).resolve().parent / "results" / "text_pairs.md"
+import siamese  # noqa: F401  (quiet TensorFlow start-up)
+from siamese.io import read_json
+from siamese.tasks import text_pairs
+from siamese.tasks.text_pairs import TextOptions
+from siamese.training import RunConfig
+
+NAME = "text_pairs"
 BUDGET = 20 * 60.0
 
 # Settings per dataset, chosen on dev (see benchmarks/README.md for what was tried): a
@@ -75,6 +76,10 @@ ANCHORS = {
     "stsb": "Spearman ×100: avg GloVe 58.02, InferSent 68.03, USE 74.92, SBERT-NLI-base 77.12",
     "mrpc": "majority 66.5% / F1 79.9; early systems 70.3-75.6% / F1 80.5-83.0",
 }
+COLUMNS = (
+    "data | word vectors | test figures | dev | epochs | training (with pretraining) | pairs/s | target "
+    "| anchors"
+).split(" | ")
 TARGETS = {"sick": "Pearson ≥ 0.80", "stsb": "Spearman ×100 ≥ 70", "mrpc": "accuracy ≥ 72%, F1 ≥ 81"}
 
 
@@ -106,7 +111,7 @@ def config_for(
         batch_size=s.get("batch_size", 64),
         seed=seed,
         time_budget=budget,
-        text=text,
+        options=text,
     )
 
 
@@ -125,14 +130,12 @@ def _train(name: str, vectors: bool, seed: int, folder: Path, done: dict) -> dic
     spent = before["seconds"] + before["pretrain_seconds"] if before else 0.0
     config = config_for(name, vectors, seed, before["out"] if before else None, BUDGET - spent)
     began = time.perf_counter()
-    metrics = text_pairs.train(config, out, verbose=0)
+    metrics = text_pairs.TASK.train(config, out, verbose=0)
     seconds = time.perf_counter() - began
-    members = [out / text_pairs.MEMBERS_FOLDER / str(k) for k in range(config.text.members)]
-    epochs = [len(json.loads((m / "history.json").read_text())["loss"]) for m in members]
+    members = [out / text_pairs.MEMBERS_FOLDER / str(k) for k in range(config.options.members)]
+    epochs = [len(read_json(m / "history.json")["loss"]) for m in members]
     refit_epochs = [
-        len(json.loads((m / text_pairs.REFIT_FOLDER / "history.json").read_text())["loss"])
-        if config.text.refit
-        else 0
+        len(read_json(m / text_pairs.REFIT_FOLDER / "history.json")["loss"]) if config.options.refit else 0
         for m in members
     ]
     sides = 2 if config.head in text_pairs.ASYMMETRIC_HEADS else 1
@@ -190,26 +193,27 @@ def _epochs(cell: dict) -> str:
 
 def table(cells: list[dict]) -> str:
     rows = [
-        "| data | word vectors | test figures | dev | epochs | training (with pretraining) | pairs/s "
-        "| target | anchors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        [
+            c["name"],
+            "GloVe 6B 50d" if c["vectors"] else "none (learned)",
+            _figures(c),
+            _dev(c),
+            _epochs(c),
+            _training(c),
+            f"{c['pairs_per_second']:.0f}",
+            TARGETS[_data(c["name"])],
+            ANCHORS[_data(c["name"])],
+        ]
+        for c in cells
     ]
-    for c in cells:
-        rows.append(
-            f"| {c['name']} | {'GloVe 6B 50d' if c['vectors'] else 'none (learned)'} | {_figures(c)} | "
-            f"{_dev(c)} | {_epochs(c)} | {_training(c)} | {c['pairs_per_second']:.0f} | "
-            f"{TARGETS[_data(c['name'])]} | {ANCHORS[_data(c['name'])]} |"
-        )
-    return "\n".join(rows)
+    return common.markdown_table(COLUMNS, rows)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--only", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
+    parser = common.parser(__doc__, NAME, only=list(SETTINGS))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    run = common.invocation(NAME, argv)
     logging.basicConfig(level=logging.WARNING)
     cells, done = [], {}
     with tempfile.TemporaryDirectory(prefix="siamese-bench-") as folder:
@@ -217,16 +221,11 @@ def main(argv: list[str] | None = None) -> None:
             for vectors in (True, False):
                 cells.append(_train(name, vectors, args.seed, Path(folder), done))
                 sys.stderr.write(table(cells[-1:]) + "\n")
-    command = "SIAMESE_DATA_DIR=../shared/datasets python benchmarks/text_pairs.py --only " + " ".join(
-        args.only
+    notes = (
+        f"Seed {args.seed}; at most {BUDGET / 60:.0f} minutes of training per cell, "
+        "SICK pretraining included."
     )
-    text = (
-        "# Text-pairs benchmark\n\n"
-        f"Command: `{command}` (seed {args.seed}; 2-core CPU; at most 20 minutes of training per cell, "
-        "SICK pretraining included).\n\n" + table(cells) + "\n"
-    )
-    atomic_write_text(RESULTS, text)
-    sys.stdout.write(text)
+    common.write_result(NAME, common.header("Text-pairs benchmark", run, notes) + table(cells), args.out)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/throughput.py [--onl
 The *plain formulation* is what a notebook does: a two-input functional model that calls the
 tower on each input, and ``model.fit`` on NumPy arrays, the text turned into token ids once and
 padded to the longest sequence of the data. The *toolkit* side is ``siamese-train``'s own path
-(``siamese.tasks.text_pairs.train`` / ``image_pairs.train``) on the same pairs, with the same
-tower, head, loss, optimizer, batch size, epochs and seed. Both sides validate on the same dev
+(``siamese.tasks.text_pairs.TASK.train`` / ``image_pairs.TASK.train``) on the same pairs, with
+the same tower, head, loss, optimizer, batch size, epochs and seed. Both sides validate on the same dev
 pairs after each epoch; the time counted is the time spent in ``fit`` (training and that
 validation), epoch by epoch, so data loading, model building, checkpoint saving and the final
 scoring are outside it. Pairs/s = training pairs seen / those seconds.
@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import resource
 import statistics
 import subprocess
@@ -47,9 +46,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "throughput.md"
+NAME = "throughput"
 WORKLOADS = ("sick", "synthetic", "fashion-mnist")
 EPOCHS = {"sick": 3, "synthetic": 1, "fashion-mnist": 2}
 BATCH = {"sick": 64, "synthetic": 64, "fashion-mnist": 128}
@@ -58,6 +58,10 @@ BATCH = {"sick": 64, "synthetic": 64, "fashion-mnist": 128}
 SIZES = {"synthetic": 205_128, "fashion-mnist": 54_000}
 SYNTHETIC_DEV_FRACTION = 0.025
 QUICK_SIZES = {"synthetic": 2_000, "fashion-mnist": 2_000}
+COLUMNS = (
+    "workload | side | pairs/s (median, min–max) | fit seconds | dev after the same epochs (mean ± sd) "
+    "| padding share of token slots | peak RSS MB | toolkit / plain pairs/s"
+).split(" | ")
 
 
 # --------------------------------------------------------------------------- data
@@ -107,7 +111,8 @@ def write_synthetic(folder: Path, seed: int) -> Path:
 
 
 def text_config(workload: str, data: str, seed: int):
-    from siamese.training import RunConfig, TextOptions
+    from siamese.tasks.text_pairs import TextOptions
+    from siamese.training import RunConfig
 
     return RunConfig(
         task="text-pairs",
@@ -117,14 +122,15 @@ def text_config(workload: str, data: str, seed: int):
         batch_size=BATCH[workload],
         patience=0,
         seed=seed,
-        text=TextOptions(units=128, embedding_dim=128, sequence_length=30),
+        options=TextOptions(units=128, embedding_dim=128, sequence_length=30),
     )
 
 
 def toolkit_side(workload: str, data: str, seed: int, folder: Path) -> dict:
     """Train with the toolkit's own path; seconds in fit from the run's state.json."""
     from siamese.tasks import image_pairs, text_pairs
-    from siamese.training import ImageOptions, RunConfig
+    from siamese.tasks.image_pairs import ImageOptions
+    from siamese.training import RunConfig
 
     out = folder / f"run-{workload}-{time.time_ns()}"
     if workload == "fashion-mnist":
@@ -135,12 +141,12 @@ def toolkit_side(workload: str, data: str, seed: int, folder: Path) -> dict:
             batch_size=BATCH[workload],
             patience=0,
             seed=seed,
-            image=ImageOptions(pairs_per_epoch=SIZES[workload]),
+            options=ImageOptions(pairs_per_epoch=SIZES[workload]),
         )
-        train, n_pairs = image_pairs.train, SIZES[workload]
+        train, n_pairs = image_pairs.TASK.train, SIZES[workload]
     else:
         config = text_config(workload, data, seed)
-        train, n_pairs = text_pairs.train, None
+        train, n_pairs = text_pairs.TASK.train, None
     train(config, out, verbose=0)
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     history = state["history"]
@@ -191,8 +197,7 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
     if workload == "fashion-mnist":
         from siamese.datasets.images import load_image_dataset
         from siamese.pairs import PairSampler
-        from siamese.tasks.image_pairs import VERIFICATION_PAIRS, verification_pairs
-        from siamese.training import ImageOptions
+        from siamese.tasks.image_pairs import VERIFICATION_PAIRS, ImageOptions, verification_pairs
 
         splits = load_image_dataset("fashion-mnist", seed=seed)
         train, dev = splits["train"], splits["dev"]
@@ -216,15 +221,15 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
         )
         shape, dtype = train.images.shape[1:], "uint8"
     else:
-        from siamese.keras_metrics import PearsonCorrelation
+        from siamese.metrics.keras_metrics import PearsonCorrelation
         from siamese.tasks import text_pairs
 
         config = text_config(workload, data, seed)
         splits = text_pairs.load_splits(config)
-        config = text_pairs.resolve_defaults(config, splits["train"].kind)
+        config = text_pairs.resolve(config, splits["train"].kind)
         train, dev = splits["train"], splits["dev"]
         vectorize = keras.layers.TextVectorization(
-            max_tokens=config.text.vocab_size, standardize="lower_and_strip_punctuation"
+            max_tokens=config.options.vocab_size, standardize="lower_and_strip_punctuation"
         )
         vectorize.adapt(list(train.a) + list(train.b))
         ids = [np.asarray(vectorize(list(side))) for side in (train.a, train.b, dev.a, dev.b)]
@@ -236,9 +241,9 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
         tower = keras.Sequential(
             [
                 keras.layers.Embedding(
-                    vectorize.vocabulary_size(), config.text.embedding_dim, mask_zero=True
+                    vectorize.vocabulary_size(), config.options.embedding_dim, mask_zero=True
                 ),
-                keras.layers.LSTM(config.text.units),
+                keras.layers.LSTM(config.options.units),
             ]
         )
         head, loss = config.head, config.loss
@@ -267,19 +272,20 @@ def padding_shares(ids_a: np.ndarray, ids_b: np.ndarray, config) -> dict[str, fl
     """Share of the token slots that hold padding in the first epoch, on each side: the plain
     side pads both inputs to the longest sentence of the data; the toolkit cuts each sentence
     to ``sequence_length`` tokens and each length-bucketed batch to its longest sentence."""
-    from siamese import fused
-    from siamese.training import epoch_permutation
+    from siamese.encode import lengths_of
+    from siamese.training import fused
+    from siamese.training.loop import epoch_permutation
 
-    lengths_a, lengths_b = fused.lengths_of(ids_a), fused.lengths_of(ids_b)
+    lengths_a, lengths_b = lengths_of(ids_a), lengths_of(ids_b)
     used = int(lengths_a.sum() + lengths_b.sum())
     plain = 1.0 - used / (2 * len(ids_a) * ids_a.shape[1])
-    cap = config.text.sequence_length
+    cap = config.options.sequence_length
     cut_a, cut_b = np.minimum(lengths_a, cap), np.minimum(lengths_b, cap)
     batches = fused.batch_order(
         np.maximum(cut_a, cut_b),
         epoch_permutation(len(ids_a), config.seed, 0),
         config.batch_size,
-        pool_batches=config.text.bucket_pool,
+        pool_batches=config.options.bucket_pool,
         rng=np.random.default_rng([config.seed, 0, 1]),
     )
     slots = sum(2 * len(b) * max(int(np.maximum(cut_a[b], cut_b[b]).max()), 1) for b in batches)
@@ -318,11 +324,7 @@ def run_worker(
 
 
 def table(results: dict[str, dict[str, list[dict]]]) -> str:
-    rows = [
-        "| workload | side | pairs/s (median, min–max) | fit seconds | dev after the same epochs (mean ± sd) "
-        "| padding share of token slots | peak RSS MB | toolkit / plain pairs/s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    rows = []
     for workload, sides in results.items():
         median = {
             side: statistics.median(r["pairs_per_second"] for r in runs) for side, runs in sides.items()
@@ -337,30 +339,30 @@ def table(results: dict[str, dict[str, list[dict]]]) -> str:
                 + ")"
                 for k in sorted(runs[0]["dev"])
             )
-            ratio = f"**{median['toolkit'] / median['plain']:.2f}×**" if side == "toolkit" else ""
             padding = next((r["padding"][side] for r in sides["plain"] if "padding" in r), None)
-            padding = "" if padding is None else f"{padding:.0%}"
             rows.append(
-                f"| {workload} ({runs[0]['epochs']} epochs) | {side} | {median[side]:,.0f} "
-                f"({min(speeds):,.0f}–{max(speeds):,.0f}) "
-                f"| {statistics.median(r['seconds'] for r in runs):.1f} "
-                f"| {dev} | {padding} | {statistics.median(r['peak_rss_mb'] for r in runs):,.0f} | {ratio} |"
+                [
+                    f"{workload} ({runs[0]['epochs']} epochs)",
+                    side,
+                    f"{median[side]:,.0f} ({min(speeds):,.0f}–{max(speeds):,.0f})",
+                    f"{statistics.median(r['seconds'] for r in runs):.1f}",
+                    dev,
+                    "" if padding is None else f"{padding:.0%}",
+                    f"{statistics.median(r['peak_rss_mb'] for r in runs):,.0f}",
+                    f"**{median['toolkit'] / median['plain']:.2f}×**" if side == "toolkit" else "",
+                ]
             )
-    return "\n".join(rows)
+    return common.markdown_table(COLUMNS, rows)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--only", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser = common.parser(__doc__, NAME, only=WORKLOADS)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="Seed of the first repeat (and of the data).")
     parser.add_argument("--data-seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=["plain", "toolkit"], help=argparse.SUPPRESS)
     parser.add_argument("--workload", choices=WORKLOADS, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: small sets, 1 epoch, 1 repeat, no table"
     )
@@ -372,10 +374,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         worker(args)
         return
-    from siamese.io import atomic_write_text
-
+    run = common.invocation(NAME, argv)
     results: dict[str, dict[str, list[dict]]] = {}
-    began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="siamese-throughput-") as folder:
         for workload in args.only:
             sides = results.setdefault(workload, {"plain": [], "toolkit": []})
@@ -385,24 +385,17 @@ def main(argv: list[str] | None = None) -> None:
                     seed = args.seed + repeat  # each repeat a new seed, the same for both sides
                     sides[side].append(run_worker(side, workload, seed, args.seed, folder, quick=args.quick))
                     sys.stderr.write(f"{workload} {side} repeat {repeat + 1}: {sides[side][-1]}\n")
-    command = "SIAMESE_DATA_DIR=../shared/datasets python benchmarks/throughput.py --only " + " ".join(
-        args.only
+    notes = (
+        f"{args.repeats} repeats per side, repeat i with training seed {args.seed}+i on both sides (data "
+        f"seed {args.seed}), each in a fresh process, alternating which side goes first; dev figures as "
+        "mean ± sd over the seeds, each seed's value in brackets."
     )
-    if args.repeats != 3:
-        command += f" --repeats {args.repeats}"
-    if args.out != RESULTS:
-        command += f" --out {os.path.relpath(args.out, Path(__file__).resolve().parent.parent)}"
-    text = (
-        "# Training throughput: toolkit vs the plain Keras formulation\n\n"
-        f"Command: `{command}` ({args.repeats} repeats per side, repeat i with training seed "
-        f"{args.seed}+i on both sides (data seed {args.seed}), each in a fresh process, alternating which "
-        "side goes first; dev figures as mean ± sd over the seeds, each seed's value in brackets; "
-        f"total {time.perf_counter() - began:.0f} s; load average at the end "
-        f"{os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} cores).\n\n" + table(results) + "\n"
-    )
-    if not args.quick:
-        atomic_write_text(args.out, text)
-    sys.stdout.write(text)
+    text = common.header("Training throughput: toolkit vs the plain Keras formulation", run, notes)
+    text += table(results) + "\n"
+    if args.quick:
+        common.echo(text)
+    else:
+        common.write_result(NAME, text, args.out)
 
 
 if __name__ == "__main__":

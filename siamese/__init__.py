@@ -15,8 +15,9 @@ from siamese._tf import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 
-from siamese import ensemble, heads, losses  # noqa: E402, F401  (registers the serialisable classes)
+from siamese import heads, layers, losses  # noqa: E402, F401  (registers the serialisable classes)
 from siamese._version import __version__  # noqa: E402
+from siamese.encode import embed  # noqa: E402
 from siamese.errors import (  # noqa: E402
     ConfigError,
     DataError,
@@ -24,7 +25,8 @@ from siamese.errors import (  # noqa: E402
     IndexFileError,
     SiameseError,
 )
-from siamese.models import build_siamese, embed, load_model, load_tower, tower_of  # noqa: E402
+from siamese.metrics import keras_metrics  # noqa: E402, F401  (registers PearsonCorrelation)
+from siamese.models import build_siamese, load_model, load_tower, tower_of  # noqa: E402
 from siamese.towers import categorical_tower, image_tower, text_tower  # noqa: E402
 from siamese.vectors import WordVectors, load_word_vectors  # noqa: E402
 

@@ -13,64 +13,11 @@ squared distances; cosine similarity weighs each member by the size of its encod
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import keras
-from keras import ops
 
-from siamese.fused import head_of
-from siamese.models import build_siamese, tower_of
-
-PACKAGE = "siamese"
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class EnsembleHead(keras.layers.Layer):
-    """The mean of member heads' scores, each head reading its member's slice of ``[u, v]``.
-
-    Args:
-        heads: The members' heads, in the order their towers' encodings are concatenated.
-        widths: Width of each member's encoding.
-    """
-
-    def __init__(self, heads: Sequence[keras.layers.Layer], widths: Sequence[int], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if not heads or len(heads) != len(widths):
-            raise ValueError("an ensemble head needs one encoding width per member head, and at least one")
-        self.heads = list(heads)
-        self.widths = [int(w) for w in widths]
-
-    def build(self, input_shape: Any) -> None:
-        batch = input_shape[0][0]
-        for head, width in zip(self.heads, self.widths, strict=True):
-            if not head.built:
-                head.build([(batch, width), (batch, width)])
-
-    def call(self, inputs: Any) -> Any:
-        u, v = inputs
-        scores, start = [], 0
-        for head, width in zip(self.heads, self.widths, strict=True):
-            stop = start + width
-            scores.append(head([u[:, start:stop], v[:, start:stop]]))
-            start = stop
-        return ops.mean(ops.stack(scores, axis=0), axis=0)
-
-    def compute_output_shape(self, input_shape: Any) -> tuple:
-        first = (input_shape[0][0], self.widths[0])
-        return self.heads[0].compute_output_shape([first, first])
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "heads": [keras.saving.serialize_keras_object(head) for head in self.heads],
-            "widths": self.widths,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> EnsembleHead:
-        config = dict(config)
-        config["heads"] = [keras.saving.deserialize_keras_object(head) for head in config["heads"]]
-        return cls(**config)
+from siamese.heads import EnsembleHead
+from siamese.models import build_siamese, head_of, tower_of
 
 
 def ensemble_tower(towers: Sequence[keras.Model], *, name: str = "ensemble_tower") -> keras.Model:

@@ -11,16 +11,20 @@ command-line tools and by ``config.json``.
 | cosine      | cos(u, v) in [-1, 1]                      | MSE                           |
 | euclidean   | ‖u - v‖₂ ≥ 0, a distance                  | contrastive                   |
 | concat      | Dense([u, v, \\|u - v\\|, u * v])            | binary cross-entropy, MSE     |
+
+:class:`EnsembleHead` (not picked by name) averages the scores of several members' heads,
+each reading its member's slice of the encodings (see :mod:`siamese.ensemble`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 from keras import ops
 
-PACKAGE = "siamese"
+from siamese.registration import register
 
 
 def _pair(inputs: Any) -> tuple[Any, Any]:
@@ -29,7 +33,7 @@ def _pair(inputs: Any) -> tuple[Any, Any]:
     return inputs[0], inputs[1]
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class AbsDiffHead(keras.layers.Layer):
     """``Dense(|u - v|)``: the element-wise absolute difference, then a learned layer.
 
@@ -58,7 +62,7 @@ class AbsDiffHead(keras.layers.Layer):
         return {**super().get_config(), "units": self.units, "activation": self.activation}
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class ManhattanSimilarity(keras.layers.Layer):
     """``exp(-‖u - v‖₁)``: 1 for identical encodings, towards 0 as they differ (MaLSTM)."""
 
@@ -70,7 +74,7 @@ class ManhattanSimilarity(keras.layers.Layer):
         return (input_shape[0][0], 1)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class CosineSimilarity(keras.layers.Layer):
     """Cosine of the angle between ``u`` and ``v``, in [-1, 1].
 
@@ -96,7 +100,7 @@ class CosineSimilarity(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class EuclideanDistance(keras.layers.Layer):
     """``‖u - v‖₂``, a distance (0 for identical encodings), for the contrastive loss.
 
@@ -121,7 +125,7 @@ class EuclideanDistance(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class ConcatHead(keras.layers.Layer):
     """``Dense([u, v, |u - v|, u * v])``, optionally through one hidden layer.
 
@@ -174,6 +178,55 @@ class ConcatHead(keras.layers.Layer):
             "activation": self.activation,
             "hidden_units": self.hidden_units,
         }
+
+
+@register
+class EnsembleHead(keras.layers.Layer):
+    """The mean of member heads' scores, each head reading its member's slice of ``[u, v]``.
+
+    Args:
+        heads: The members' heads, in the order their towers' encodings are concatenated.
+        widths: Width of each member's encoding.
+    """
+
+    def __init__(self, heads: Sequence[keras.layers.Layer], widths: Sequence[int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not heads or len(heads) != len(widths):
+            raise ValueError("an ensemble head needs one encoding width per member head, and at least one")
+        self.heads = list(heads)
+        self.widths = [int(w) for w in widths]
+
+    def build(self, input_shape: Any) -> None:
+        batch = input_shape[0][0]
+        for head, width in zip(self.heads, self.widths, strict=True):
+            if not head.built:
+                head.build([(batch, width), (batch, width)])
+
+    def call(self, inputs: Any) -> Any:
+        u, v = inputs
+        scores, start = [], 0
+        for head, width in zip(self.heads, self.widths, strict=True):
+            stop = start + width
+            scores.append(head([u[:, start:stop], v[:, start:stop]]))
+            start = stop
+        return ops.mean(ops.stack(scores, axis=0), axis=0)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        first = (input_shape[0][0], self.widths[0])
+        return self.heads[0].compute_output_shape([first, first])
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "heads": [keras.saving.serialize_keras_object(head) for head in self.heads],
+            "widths": self.widths,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> EnsembleHead:
+        config = dict(config)
+        config["heads"] = [keras.saving.deserialize_keras_object(head) for head in config["heads"]]
+        return cls(**config)
 
 
 #: Head names → classes. CLI flags and ``config.json`` use these names.

@@ -11,10 +11,10 @@ from typing import Any
 import keras
 from keras import ops
 
-from siamese.heads import PACKAGE
+from siamese.registration import register
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
+@register
 class ContrastiveLoss(keras.losses.Loss):
     """Contrastive loss on a distance (Hadsell, Chopra & LeCun 2006).
 

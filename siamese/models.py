@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import weakref
 import zipfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from siamese import heads as heads_module
 from siamese.errors import ConfigError
@@ -70,6 +67,11 @@ def tower_of(model: keras.Model) -> keras.Model:
     return nested[0]
 
 
+def head_of(model: keras.Model) -> keras.layers.Layer:
+    """The head of a pair model built by :func:`build_siamese` (its last layer)."""
+    return model.layers[-1]
+
+
 def load_model(path: str | os.PathLike[str]) -> keras.Model:
     """Load a saved pair model (``model.keras``) in Keras's safe mode.
 
@@ -86,7 +88,7 @@ def load_model(path: str | os.PathLike[str]) -> keras.Model:
 
 
 def load_tower(path: str | os.PathLike[str]) -> keras.Model:
-    """Load a saved tower (``tower.keras``), ready to embed raw input with :func:`embed`.
+    """Load a saved tower (``tower.keras``), ready to embed raw input with :func:`siamese.embed`.
 
     Args:
         path: A ``tower.keras`` file, or a run folder holding one.
@@ -101,72 +103,3 @@ def load_tower(path: str | os.PathLike[str]) -> keras.Model:
     if len(model.inputs) != 1:
         raise ConfigError(f"{path} holds a model with {len(model.inputs)} inputs, not a tower")
     return model
-
-
-def as_model_input(items: Any, tower: keras.Model) -> np.ndarray:
-    """Turn raw items (strings, images, ids) into the array the tower's input expects."""
-    dtype = tower.inputs[0].dtype
-    if dtype == "string":
-        if isinstance(items, str):
-            raise ConfigError("pass a list of strings, not a single string")
-        items = list(items)
-        if not all(isinstance(t, str) for t in items):
-            raise ConfigError("a text tower embeds strings; got a non-string item")
-        return np.asarray(items, dtype=object)
-    array = np.asarray(items)
-    expected = tuple(tower.inputs[0].shape[1:])
-    if array.shape[1:] != expected:
-        if array.shape == expected and expected:  # one item without its batch axis
-            array = array[None]
-        else:
-            raise ConfigError(f"tower expects items of shape {expected}, got a batch of shape {array.shape}")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise ConfigError(f"tower expects numeric input, got dtype {array.dtype}")
-    return array
-
-
-def embed(tower: keras.Model, items: Sequence[Any] | np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-    """Embed raw items with a tower, in batches; returns a float32 ``(n, dim)`` array.
-
-    Args:
-        tower: A tower (e.g. from :func:`load_tower`).
-        items: Strings for a text tower, ``(n, H, W, C)`` images for an image tower, ids
-            for a categorical tower.
-        batch_size: Items per forward pass.
-
-    Raises:
-        ConfigError: The items are not of the kind or shape the tower takes.
-    """
-    array = as_model_input(items, tower)
-    if len(array) == 0:
-        return np.zeros((0, int(tower.outputs[0].shape[-1])), dtype=np.float32)
-    from siamese import fused
-
-    if array.dtype == object and fused.trimmable(tower):
-        return fused.embed_texts(tower, array, batch_size=batch_size)
-    forward = compiled_forward(tower)
-    outputs = [
-        np.asarray(forward(array[start : start + batch_size])) for start in range(0, len(array), batch_size)
-    ]
-    return np.concatenate(outputs).astype(np.float32, copy=False)
-
-
-_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def compiled_forward(tower: keras.Model) -> Any:
-    """The tower's inference call as a compiled ``tf.function``, made once per tower.
-
-    Calling a Keras model eagerly runs its layers op by op (an LSTM step by step, from
-    Python); the compiled call runs the same computation as one graph, 2-5 times faster on
-    a CPU. The function is traced for a batch of any size, so batches of different sizes do
-    not trace it again.
-    """
-    forward = _FORWARDS.get(tower)
-    if forward is None:
-        import tensorflow as tf
-
-        held = weakref.ref(tower)  # the cached function must not keep its (weak) key alive
-        forward = tf.function(lambda batch: held()(batch, training=False), reduce_retracing=True)
-        _FORWARDS[tower] = forward
-    return forward

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from siamese.checks import fraction, int_array, non_negative_int, positive_int, same_length
 from siamese.errors import ConfigError
-from siamese.metrics import _int_array, _positive_int, _same_length
 
 logger = logging.getLogger(__name__)
 
@@ -35,24 +35,6 @@ POOL_CLASSES_PER_GROUP = 4
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
 """``(index_a, index_b, label)``: two ``int64`` arrays of item positions and ``float32`` 1/0 labels."""
-
-
-def _fraction(name: str, value: float) -> float:
-    """``value`` as a float in [0, 1], or ConfigError."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}") from exc
-    if not 0.0 <= number <= 1.0:
-        raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
-    return number
-
-
-def _seed(name: str, value: Any) -> int:
-    """``value`` as a non-negative int, or ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
 
 
 def _group_of_classes(classes: np.ndarray, groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -160,7 +142,7 @@ class PairSampler:
     clusters of up to 4 classes of one group; a pool whose groups each hold one class gives
     easy negatives in place of its hard ones). A batch of ``pool_size`` pairs then holds about
     half as many distinct items as an independent draw, so a trainer that embeds each distinct
-    item once (:func:`siamese.fused.unique_trainer`) does half the tower work per pair.
+    item once (:func:`siamese.training.fused.unique_trainer`) does half the tower work per pair.
 
     Args:
         labels: Class of each item, integers of shape ``(n,)``.
@@ -194,14 +176,14 @@ class PairSampler:
         seed: int = 0,
         pool_size: int | None = None,
     ) -> None:
-        raw = _int_array("labels", labels, 1)
+        raw = int_array("labels", labels, 1)
         self.n_items = len(raw)
         if pairs_per_epoch is None:
             pairs_per_epoch = 2 * self.n_items
-        self.pairs_per_epoch = _positive_int("pairs_per_epoch", pairs_per_epoch)
-        self.positive_fraction = _fraction("positive_fraction", positive_fraction)
-        self.hard_negative_fraction = _fraction("hard_negative_fraction", hard_negative_fraction)
-        self.seed = _seed("seed", seed)
+        self.pairs_per_epoch = positive_int("pairs_per_epoch", pairs_per_epoch)
+        self.positive_fraction = fraction("positive_fraction", positive_fraction)
+        self.hard_negative_fraction = fraction("hard_negative_fraction", hard_negative_fraction)
+        self.seed = non_negative_int("seed", seed)
         names, classes, sizes = np.unique(raw, return_inverse=True, return_counts=True)
         classes = classes.reshape(-1)
         if len(names) < 2:
@@ -220,8 +202,8 @@ class PairSampler:
                 )
             class_group = np.zeros(len(names), dtype=np.int64)
         else:
-            group_values = _int_array("groups", groups, 1)
-            _same_length("groups", group_values, "labels", raw)
+            group_values = int_array("groups", groups, 1)
+            same_length("groups", group_values, "labels", raw)
             class_group = _group_of_classes(classes, group_values, raw)
         self.n_classes = len(names)
         self._blocks = _Blocks(classes, sizes, class_group)
@@ -229,7 +211,7 @@ class PairSampler:
             raise ConfigError("hard negatives need a group holding at least 2 classes, but each group has 1")
         self.pool_size = None
         if pool_size is not None:
-            self.pool_size = _positive_int("pool_size", pool_size)
+            self.pool_size = positive_int("pool_size", pool_size)
             if self.pool_size < 4:
                 raise ConfigError(f"pool_size must be at least 4 (two items of two classes), got {pool_size}")
             self._classes, self._class_sizes, self._class_group = classes, sizes, class_group
@@ -337,7 +319,7 @@ class PairSampler:
         Raises:
             ConfigError: ``epoch`` is not a non-negative integer.
         """
-        rng = np.random.default_rng([self.seed, _seed("epoch", epoch)])
+        rng = np.random.default_rng([self.seed, non_negative_int("epoch", epoch)])
         pairs = self._draw(rng)
         logger.debug("epoch %d: %d pairs, %d positive", epoch, len(pairs[2]), int(pairs[2].sum()))
         return pairs
@@ -371,7 +353,7 @@ def fixed_pairs(
     """
     sampler = PairSampler(
         labels,
-        pairs_per_epoch=_positive_int("n_pairs", n_pairs),
+        pairs_per_epoch=positive_int("n_pairs", n_pairs),
         groups=groups,
         hard_negative_fraction=hard_negative_fraction,
         seed=seed,

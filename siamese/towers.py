@@ -3,8 +3,8 @@
 A tower is built once and then called on every input of a pair, so its weights exist once.
 Each tower takes RAW input (strings, images, integer ids) and is made of Keras's own layers,
 so a saved ``tower.keras`` loads with ``keras.saving.load_model`` on its own; the one
-exception is a text tower with ``sequence_pooling="max"``, whose :class:`MaskedMaxPooling1D`
-is registered when ``siamese`` is imported.
+exception is a text tower with ``sequence_pooling="max"``, whose
+:class:`~siamese.layers.MaskedMaxPooling1D` is registered when ``siamese`` is imported.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import keras
 import numpy as np
 
+from siamese.checks import choice, fraction, positive_int
+from siamese.layers import MaskedMaxPooling1D
 from siamese.vectors import WordVectors
 
 logger = logging.getLogger(__name__)
@@ -25,24 +27,6 @@ RNN_KINDS = ("lstm", "bilstm")
 SEQUENCE_POOLINGS = ("last", "mean", "max")
 POOLINGS = ("max", "avg")
 GLOBAL_POOLINGS = ("flatten", "avg", "max")
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _non_negative_fraction(name: str, value: float) -> float:
-    if not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
-
-
-def _choice(name: str, value: str, accepted: Sequence[str]) -> str:
-    if value not in accepted:
-        raise ValueError(f"{name} must be one of {', '.join(accepted)}; got {value!r}")
-    return value
 
 
 def text_tower(
@@ -76,7 +60,7 @@ def text_tower(
         rnn: ``"lstm"`` or ``"bilstm"`` (a bidirectional LSTM whose two states are joined).
         sequence_pooling: ``"last"`` takes the LSTM's last state; ``"mean"`` and ``"max"``
             pool its states over the real tokens (the padding is masked). ``"max"`` uses
-            :class:`MaskedMaxPooling1D`, so a tower saved with it loads once ``siamese`` is
+            :class:`~siamese.layers.MaskedMaxPooling1D`, so a tower saved with it loads once ``siamese`` is
             imported; the other two are made of Keras's own layers only.
         word_vectors: Pretrained vectors (a :class:`~siamese.vectors.WordVectors` or a mapping
             from word to vector) used to initialise the rows of the words they cover.
@@ -98,19 +82,19 @@ def text_tower(
         ValueError: A size is not a positive integer, ``rnn`` is unknown, there are no texts
             to adapt the vocabulary on, or ``embedding_dim`` disagrees with the word vectors.
     """
-    vocab_size = _positive_int("vocab_size", vocab_size)
+    vocab_size = positive_int("vocab_size", vocab_size)
     if vocab_size < 3:
         raise ValueError(f"vocab_size must be at least 3 (padding, unknown, one word), got {vocab_size}")
-    sequence_length = _positive_int("sequence_length", sequence_length)
-    units = _positive_int("units", units)
-    rnn = _choice("rnn", rnn, RNN_KINDS)
-    sequence_pooling = _choice("sequence_pooling", sequence_pooling, SEQUENCE_POOLINGS)
-    dropout = _non_negative_fraction("dropout", dropout)
+    sequence_length = positive_int("sequence_length", sequence_length)
+    units = positive_int("units", units)
+    rnn = choice("rnn", rnn, RNN_KINDS)
+    sequence_pooling = choice("sequence_pooling", sequence_pooling, SEQUENCE_POOLINGS)
+    dropout = fraction("dropout", dropout, include_one=False)
     if embedding_dim is None:
         if word_vectors is None:
             raise ValueError("embedding_dim may be None only when word_vectors are given")
         embedding_dim = _vectors_dim(word_vectors)
-    embedding_dim = _positive_int("embedding_dim", embedding_dim)
+    embedding_dim = positive_int("embedding_dim", embedding_dim)
     if word_vectors is not None and _vectors_dim(word_vectors) != embedding_dim:
         raise ValueError(
             f"embedding_dim ({embedding_dim}) must equal the word vectors' width "
@@ -174,32 +158,6 @@ def text_tower(
             100.0 * covered / len(vocabulary),
         )
     return model
-
-
-@keras.saving.register_keras_serializable(package="siamese")
-class MaskedMaxPooling1D(keras.layers.Layer):
-    """Maximum over the steps of a ``(batch, steps, features)`` sequence, masked steps left
-    out (Keras's ``GlobalMaxPooling1D`` ignores the mask, so padding would count). A row with
-    no unmasked step pools to zeros."""
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.supports_masking = True
-
-    def call(self, inputs: object, mask: object = None) -> object:
-        ops = keras.ops
-        if mask is None:
-            return ops.max(inputs, axis=1)
-        keep = ops.expand_dims(ops.cast(mask, "bool"), -1)
-        lowest = ops.cast(ops.min(inputs) - 1.0, inputs.dtype)
-        pooled = ops.max(ops.where(keep, inputs, lowest), axis=1)
-        return ops.where(ops.any(keep, axis=1), pooled, ops.zeros_like(pooled))
-
-    def compute_mask(self, inputs: object, mask: object = None) -> None:
-        return None
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return (input_shape[0], input_shape[2])
 
 
 def _vectors_dim(word_vectors: WordVectors | Mapping[str, np.ndarray]) -> int:
@@ -273,16 +231,16 @@ def image_tower(
         raise ValueError(
             f"input_shape must be (height, width, channels), three positive integers; got {input_shape!r}"
         )
-    shape = tuple(_positive_int("input_shape", s) for s in shape)
+    shape = tuple(positive_int("input_shape", s) for s in shape)
     if not filters:
         raise ValueError("filters must name at least one block, e.g. (32, 64)")
-    filters = [_positive_int("filters", f) for f in filters]
-    kernel_size = _positive_int("kernel_size", kernel_size)
-    convs_per_block = _positive_int("convs_per_block", convs_per_block)
-    embedding_dim = _positive_int("embedding_dim", embedding_dim)
-    pooling = _choice("pooling", pooling, POOLINGS)
-    global_pooling = _choice("global_pooling", global_pooling, GLOBAL_POOLINGS)
-    dropout = _non_negative_fraction("dropout", dropout)
+    filters = [positive_int("filters", f) for f in filters]
+    kernel_size = positive_int("kernel_size", kernel_size)
+    convs_per_block = positive_int("convs_per_block", convs_per_block)
+    embedding_dim = positive_int("embedding_dim", embedding_dim)
+    pooling = choice("pooling", pooling, POOLINGS)
+    global_pooling = choice("global_pooling", global_pooling, GLOBAL_POOLINGS)
+    dropout = fraction("dropout", dropout, include_one=False)
 
     pool_layer = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
     init = keras.initializers.GlorotUniform(seed=seed)
@@ -338,8 +296,8 @@ def categorical_tower(
     Raises:
         ValueError: ``n_categories`` or ``dim`` is not a positive integer.
     """
-    n_categories = _positive_int("n_categories", n_categories)
-    dim = _positive_int("dim", dim)
+    n_categories = positive_int("n_categories", n_categories)
+    dim = positive_int("dim", dim)
     inputs = keras.Input(shape=(1,), dtype="int32", name="id")
     x = keras.layers.Embedding(
         n_categories,

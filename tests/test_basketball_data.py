@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siamese.datasets.basketball import (
+from siamese.basketball.data import (
     Games,
     build_season_table,
     read_games_csv,

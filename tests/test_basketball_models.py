@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import run_python
 
-from siamese.datasets.basketball import Games, SimulatedSeason, simulate_season
+from siamese.basketball import models as bb
+from siamese.basketball.data import Games, SimulatedSeason, simulate_season
 from siamese.errors import ConfigError, DataError
-from siamese.examples import basketball as bb
 from siamese.metrics import log_loss, mae, pearson
 
 # Simulation for the correctness test: 2 seasons x 60 teams, 100 games per team (6,000 games,
@@ -265,8 +265,8 @@ def test_saved_team_strength_model_predicts_the_same_in_a_fresh_process(season, 
         """
         import json
         import numpy as np
-        from siamese.datasets.basketball import Games
-        from siamese.examples import basketball as bb
+        from siamese.basketball.data import Games
+        from siamese.basketball import models as bb
         from siamese.models import load_model
         model = load_model("team_strength.keras")
         t1, t2 = json.load(open("pairs.json"))
@@ -288,7 +288,7 @@ def test_real_season_model_beats_the_constant_on_the_tournament():
     value = os.environ.get("SIAMESE_DATA_DIR")
     if not value or not (Path(value) / "basketball").is_dir():
         pytest.skip("SIAMESE_DATA_DIR not set / folder absent")
-    from siamese.datasets.basketball import build_season_table, read_tourney
+    from siamese.basketball.data import build_season_table, read_tourney
 
     tourney = read_tourney()
     table = build_season_table(2018, tourney=tourney)

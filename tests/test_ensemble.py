@@ -7,14 +7,17 @@ import json
 
 import numpy as np
 import pytest
-from test_text_pairs import SMALL, _pairs_file, _tagged_pairs_file, _train, eval_in_a_fresh_process
+from conftest import SMALL, eval_in_a_fresh_process, pairs_file, tagged_pairs_file, train_text_pairs
 
 import siamese
-from siamese import ensemble, evaluation
-from siamese.models import build_siamese, embed, load_model, load_tower, tower_of
+from siamese import ensemble
+from siamese.encode import embed
+from siamese.metrics import evaluators as evaluation
+from siamese.models import build_siamese, load_model, load_tower, tower_of
 from siamese.tasks import text_pairs
+from siamese.tasks.text_pairs import TextOptions
 from siamese.towers import text_tower
-from siamese.training import RunConfig, RunDir, TextOptions
+from siamese.training import RunConfig, RunDir
 
 TEXTS = ["a cat sat", "a dog ran", "the man plays guitar", "a woman cooks food", "two dogs"]
 
@@ -67,15 +70,17 @@ def test_members_of_different_inputs_are_refused():
 
 
 def test_members_train_as_runs_of_their_own_and_are_saved_as_one(tmp_path):
-    data = _pairs_file(tmp_path / "pairs.tsv")
+    data = pairs_file(tmp_path / "pairs.tsv")
     out = tmp_path / "run"
-    result = _train(["--data", str(data), "--epochs", "2", "--members", "2", "--out", str(out), *SMALL])
+    result = train_text_pairs(
+        ["--data", str(data), "--epochs", "2", "--members", "2", "--out", str(out), *SMALL]
+    )
     assert result.exit_code == 0, result.output
     members = [RunDir(out / "members" / str(k)) for k in range(2)]
-    seeds = [RunConfig.from_dict(json.loads(m.config.read_text())).seed for m in members]
+    seeds = [RunConfig.from_dict(json.loads(m.config.read_text()), TextOptions).seed for m in members]
     assert seeds == [0, 1] and all(m.is_complete() for m in members)
-    config = RunConfig.from_dict(json.loads((out / "config.json").read_text()))
-    assert config.text.members == 2 and config.objective == "regression"
+    config = RunConfig.from_dict(json.loads((out / "config.json").read_text()), TextOptions)
+    assert config.options.members == 2 and config.objective == "regression"
     # The run's model is the mean of its members' models, and its metrics are that model's.
     splits = text_pairs.load_splits(config)
     dev = splits["dev"]
@@ -105,10 +110,10 @@ def test_members_train_as_runs_of_their_own_and_are_saved_as_one(tmp_path):
 def test_an_ensemble_stopped_in_a_member_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch):
     from siamese.training import TrainingError
 
-    data = _pairs_file(tmp_path / "pairs.tsv")
+    data = pairs_file(tmp_path / "pairs.tsv")
     args = ["--data", str(data), "--epochs", "3", "--patience", "0", "--members", "2", *SMALL]
     whole, split = tmp_path / "whole", tmp_path / "split"
-    assert _train([*args, "--out", str(whole)]).exit_code == 0
+    assert train_text_pairs([*args, "--out", str(whole)]).exit_code == 0
     real = text_pairs.fit_epochs
 
     def dies_in_the_second_member(model, epoch_data, dev_data, run, config, **kwargs):
@@ -118,12 +123,12 @@ def test_an_ensemble_stopped_in_a_member_resumes_to_the_uninterrupted_run(tmp_pa
         raise TrainingError("stopped")
 
     monkeypatch.setattr(text_pairs, "fit_epochs", dies_in_the_second_member)
-    stopped = _train([*args, "--out", str(split)], catch=True)
+    stopped = train_text_pairs([*args, "--out", str(split)], catch=True)
     assert stopped.exit_code == 2 and not (split / "metrics.json").exists()
     assert RunDir(split / "members" / "0").is_complete()
     assert RunDir(split / "members" / "1").read_state()["epoch"] == 1
     monkeypatch.setattr(text_pairs, "fit_epochs", real)
-    resumed = _train(["--out", str(split), "--epochs", "3", "--resume"])
+    resumed = train_text_pairs(["--out", str(split), "--epochs", "3", "--resume"])
     assert resumed.exit_code == 0, resumed.output
     a = json.loads((whole / "history.json").read_text())
     b = json.loads((split / "history.json").read_text())
@@ -136,12 +141,12 @@ def test_an_ensemble_stopped_in_a_member_resumes_to_the_uninterrupted_run(tmp_pa
 
 
 def test_each_member_starts_from_its_own_member_of_an_ensemble_init_tower(tmp_path):
-    graded = _pairs_file(tmp_path / "graded.tsv")
-    binary = _pairs_file(tmp_path / "binary.tsv", n=80, binary=True, seed=1)
+    graded = pairs_file(tmp_path / "graded.tsv")
+    binary = pairs_file(tmp_path / "binary.tsv", n=80, binary=True, seed=1)
     first, second = tmp_path / "first", tmp_path / "second"
     pooled = ["--rnn", "bilstm", "--sequence-pooling", "max"]
     assert (
-        _train(
+        train_text_pairs(
             ["--data", str(graded), "--epochs", "1", "--members", "2", "--out", str(first), *SMALL, *pooled]
         ).exit_code
         == 0
@@ -149,7 +154,7 @@ def test_each_member_starts_from_its_own_member_of_an_ensemble_init_tower(tmp_pa
     # Three members from two: member 2 starts from member 0 again. A tiny learning rate keeps
     # the loaded weights.
     args = ["--data", str(binary), "--epochs", "1", "--members", "3", "--init-tower", str(first)]
-    result = _train([*args, "--out", str(second), "--learning-rate", "1e-9", "--batch-size", "16"])
+    result = train_text_pairs([*args, "--out", str(second), "--learning-rate", "1e-9", "--batch-size", "16"])
     assert result.exit_code == 0, result.output
     for k, source in ((0, 0), (1, 1), (2, 0)):
         before = siamese.load_tower(first / "members" / str(source))
@@ -157,7 +162,7 @@ def test_each_member_starts_from_its_own_member_of_an_ensemble_init_tower(tmp_pa
         for old, new in zip(before.get_weights(), after.get_weights(), strict=True):
             np.testing.assert_allclose(old, new, atol=1e-5)
     # A single run cannot start from the ensemble's concatenated tower: one line says what to do.
-    single = _train(
+    single = train_text_pairs(
         ["--data", str(binary), "--init-tower", str(first), "--out", str(tmp_path / "s")], catch=True
     )
     assert single.exit_code == 2 and "is an ensemble run" in single.output
@@ -165,10 +170,10 @@ def test_each_member_starts_from_its_own_member_of_an_ensemble_init_tower(tmp_pa
 
 
 def test_a_refit_ensemble_reports_the_mean_of_its_members_dev_figures(tmp_path):
-    data = _tagged_pairs_file(tmp_path / "pairs.tsv")
+    data = tagged_pairs_file(tmp_path / "pairs.tsv")
     out = tmp_path / "run"
     refit = ["--epochs", "3", "--patience", "0", "--learning-rate", "0.01", "--refit", *SMALL]
-    result = _train(["--data", str(data), "--members", "2", "--out", str(out), *refit])
+    result = train_text_pairs(["--data", str(data), "--members", "2", "--out", str(out), *refit])
     assert result.exit_code == 0, result.output
     devs = [json.loads((out / "members" / str(k) / "metrics.json").read_text())["dev"] for k in range(2)]
     assert all((out / "members" / str(k) / "refit" / "history.json").is_file() for k in range(2))
@@ -178,15 +183,17 @@ def test_a_refit_ensemble_reports_the_mean_of_its_members_dev_figures(tmp_path):
 
 
 def test_members_must_be_a_positive_count(tmp_path):
-    data = _pairs_file(tmp_path / "pairs.tsv")
-    result = _train(["--data", str(data), "--members", "0", "--out", str(tmp_path / "r")], catch=True)
+    data = pairs_file(tmp_path / "pairs.tsv")
+    result = train_text_pairs(
+        ["--data", str(data), "--members", "0", "--out", str(tmp_path / "r")], catch=True
+    )
     assert result.exit_code == 2 and "--members" in result.output and not (tmp_path / "r").exists()
     with pytest.raises(siamese.errors.ConfigError, match="members"):
-        RunConfig(task="text-pairs", data="sick", text=TextOptions(members=0))
+        RunConfig(task="text-pairs", data="sick", options=TextOptions(members=0))
 
 
 def test_a_bad_start_is_refused_before_any_folder(tmp_path):
-    data = _pairs_file(tmp_path / "pairs.tsv")
+    data = pairs_file(tmp_path / "pairs.tsv")
     starts = (
         (["--init-tower", str(tmp_path / "nowhere")], "not found"),
         (["--word-vectors", str(tmp_path / "none.txt")], "not a file"),
@@ -195,6 +202,8 @@ def test_a_bad_start_is_refused_before_any_folder(tmp_path):
     (tmp_path / "unfinished" / "members" / "0").mkdir(parents=True)  # an ensemble that never ended
     for k, (start, words) in enumerate(starts):
         out = tmp_path / f"r{k}"
-        result = _train(["--data", str(data), "--members", "2", *start, "--out", str(out)], catch=True)
+        result = train_text_pairs(
+            ["--data", str(data), "--members", "2", *start, "--out", str(out)], catch=True
+        )
         assert result.exit_code == 2 and words in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1 and not out.exists()

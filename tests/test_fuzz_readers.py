@@ -45,7 +45,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from siamese.datasets import basketball, images, text
+from siamese.basketball import data as basketball
+from siamese.datasets import images, text
 from siamese.errors import DataError, IndexFileError, SiameseError
 from siamese.index import Index, recall_at_k
 
@@ -797,8 +798,8 @@ def check_index(index: Index | None, vectors: np.ndarray, payloads: dict[int, An
     payloads = dict(zip(IDS, PAYLOADS, strict=True)) if payloads is None else payloads
     assert index.ntotal == len(payloads) == len(IDS)
     with time_limit():
-        hits = index.search(vectors, k=3)
         scores, ids = index.search_vectors(vectors, 3)
+        hits = index.hits(scores, ids)
         recall = recall_at_k(index, vectors, k=3)
     assert len(hits) == len(vectors) and ids.shape == scores.shape == (len(vectors), 3)
     assert 0.0 <= recall <= 1.0
@@ -821,7 +822,7 @@ def test_saved_index_loads_exactly(saved_indexes: dict[str, SavedIndex]) -> None
         index = Index.load(saved.folder)
         check_index(index, saved.vectors)
         if factory == "Flat":
-            assert [row[0].id for row in index.search(saved.vectors, k=1)] == IDS
+            assert [row[0].id for row in index.hits(*index.search_vectors(saved.vectors, 1))] == IDS
 
 
 @pytest.mark.parametrize("factory", FACTORIES)

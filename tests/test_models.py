@@ -75,7 +75,7 @@ def test_save_and_load_in_a_fresh_process(tmp_path):
         model = siamese.build_siamese(tower, head)
         if kind == "image":
             inputs[kind][1] = rng.integers(0, 256, (3, 12, 10, 1), dtype=np.uint8).tolist()
-        a, b = (siamese.models.as_model_input(x, tower) for x in inputs[kind])
+        a, b = (siamese.encode.as_model_input(x, tower) for x in inputs[kind])
         expected[kind] = {
             "tower": siamese.embed(tower, a).tolist(),
             "model": np.asarray(model([a, b])).tolist(),
@@ -93,7 +93,7 @@ def test_save_and_load_in_a_fresh_process(tmp_path):
             # The tower loads with plain Keras: only Keras's own layers inside.
             tower = keras.saving.load_model(f"{kind}_tower.keras")
             model = keras.saving.load_model(f"{kind}_model.keras")
-            a, b = (siamese.models.as_model_input(x, tower) for x in inputs[kind])
+            a, b = (siamese.encode.as_model_input(x, tower) for x in inputs[kind])
             assert siamese.tower_of(model).name == tower.name
             out[kind] = {
                 "tower": siamese.embed(siamese.load_tower(f"{kind}_tower.keras"), a).tolist(),

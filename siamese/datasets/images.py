@@ -15,27 +15,41 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import logging
 import math
 import re
 import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from siamese.datasets.files import (
+    DECODE_ERRORS,
+    PathArg,
+    Size,
+    check_channels,
+    check_size,
+    is_junk,
+    natural_channels,
+    open_image,
+    open_zip,
+    read_member,
+    resize_images,
+    stack_images,
+    to_array,
+)
 from siamese.datasets.locate import locate
+from siamese.datasets.records import LabelledImages, OneShotRun
+from siamese.datasets.splits import check_fraction, group_split, stratified_split
+from siamese.datasets.tfds import TFDS_NAMES, load_tfds_images
 from siamese.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
-PathArg = str | PathLike[str]
-Size = tuple[int, int]
 
 FASHION_MNIST_CLASSES: list[str] = [
     "T-shirt/top",
@@ -74,216 +88,15 @@ RUNS_LAYOUT = (
 )
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
-TFDS_NAMES: tuple[str, ...] = ("fashion_mnist", "mnist", "omniglot")
 DATASET_NAMES: tuple[str, ...] = ("fashion-mnist", "omniglot") + tuple(f"tfds:{name}" for name in TFDS_NAMES)
 
 _IDX_MAGIC = {2049: 1, 2051: 3}  # magic number -> number of dimensions
-_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
-# A damaged zip can fail in many ways: a bad directory, a bad UTF-8 name (UnicodeDecodeError, a
-# ValueError), an unknown format version (NotImplementedError), a stream that ends early (EOFError).
-_ZIP_READ_ERRORS = (
-    zipfile.BadZipFile,
-    zlib.error,
-    OSError,
-    EOFError,
-    ValueError,
-    NotImplementedError,
-    RuntimeError,
-)
-# End-of-central-directory record: signature, size, and how far from the end it can be (comment).
-_EOCD_SIGNATURE = b"PK\x05\x06"
-_EOCD_SIZE = 22
-_EOCD_SEARCH = _EOCD_SIZE + 0xFFFF
 _OMNIGLOT_MEMBER = re.compile(r"^([^/]+)/([^/]+)/(character\d+)/(\d+_\d+\.png)$")
 _RUN_LABELS = re.compile(r"^(run\d+)/class_labels\.txt$")
 _RUN_MEMBER = re.compile(r"^(run\d+)/(?:class_labels\.txt|training/[^/]+\.png|test/[^/]+\.png)$")
 
 
-@dataclass(eq=False)
-class LabelledImages:
-    """Images with one class label each.
-
-    Attributes:
-        images: ``uint8`` array of shape ``(n, H, W, C)``; ``C`` is 1 for grayscale.
-        labels: ``int64`` array of shape ``(n,)``, class indices ``0..k-1``.
-        class_names: Name of each class index (e.g. ``"Greek/character01"``).
-        groups: ``int64`` array of shape ``(n,)`` with a coarser grouping of the classes (the
-            Omniglot alphabet of each image, for harder negatives), or ``None``.
-        group_names: Name of each group index, or ``None``.
-        name: A short description of where the images came from.
-    """
-
-    images: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-    groups: np.ndarray | None
-    group_names: list[str] | None
-    name: str
-
-    def __post_init__(self) -> None:
-        n = len(self.images)
-        if self.images.ndim != 4 or len(self.labels) != n:
-            raise ValueError(
-                f"{self.name}: images must be (n, H, W, C) with one label each, got "
-                f"images {self.images.shape} and labels {self.labels.shape}"
-            )
-        if self.groups is not None and len(self.groups) != n:
-            raise ValueError(f"{self.name}: groups has {len(self.groups)} entries, not {n}")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def num_classes(self) -> int:
-        """Number of class names (every label is below it)."""
-        return len(self.class_names)
-
-    def subset(self, indices: np.ndarray, *, name: str, relabel: bool = False) -> LabelledImages:
-        """The images at ``indices``, in that order.
-
-        Args:
-            indices: Integer positions to keep.
-            name: Name of the new set.
-            relabel: Renumber the classes present as ``0..m-1`` (in their old order) and keep
-                only their names; otherwise labels and class names are unchanged.
-        """
-        indices = np.asarray(indices, dtype=np.int64)
-        labels = self.labels[indices]
-        class_names = list(self.class_names)
-        if relabel:
-            present = np.unique(labels)
-            labels = np.searchsorted(present, labels).astype(np.int64)
-            class_names = [self.class_names[i] for i in present]
-        return LabelledImages(
-            images=self.images[indices],
-            labels=labels,
-            class_names=class_names,
-            groups=None if self.groups is None else self.groups[indices],
-            group_names=None if self.group_names is None else list(self.group_names),
-            name=name,
-        )
-
-
-def with_rotated_classes(images: LabelledImages) -> LabelledImages:
-    """``images`` plus their 90°, 180° and 270° rotations, each rotation a class of its own.
-
-    Four times the classes for a one-shot learner (the trick of Vinyals et al. 2016 for
-    Omniglot): a rotated character is a new character. Each rotation of a group is a new
-    group too, so hard negatives stay within one alphabet at one angle.
-
-    Raises:
-        ConfigError: The images are not square.
-    """
-    height, width = images.images.shape[1:3]
-    if height != width:
-        raise ConfigError(f"{images.name}: rotated classes need square images, not {height}x{width}")
-    angles = range(4)
-
-    def renamed(names: list[str]) -> list[str]:
-        return [f"{name}@{90 * k}" if k else name for k in angles for name in names]
-
-    groups, group_names = None, None
-    if images.groups is not None and images.group_names is not None:
-        groups = np.concatenate([images.groups + k * len(images.group_names) for k in angles])
-        group_names = renamed(images.group_names)
-    return LabelledImages(
-        images=np.concatenate([np.rot90(images.images, k, axes=(1, 2)) for k in angles]),
-        labels=np.concatenate([images.labels + k * images.num_classes for k in angles]),
-        class_names=renamed(images.class_names),
-        groups=groups,
-        group_names=group_names,
-        name=f"{images.name}+rotations",
-    )
-
-
-@dataclass(eq=False)
-class OneShotRun:
-    """One 20-way one-shot trial set of Lake et al.'s Omniglot benchmark.
-
-    Attributes:
-        name: The run's folder name, e.g. ``"run01"``.
-        exemplars: ``uint8`` array ``(k, H, W, 1)``: one image per candidate class.
-        queries: ``uint8`` array ``(q, H, W, 1)``: images to classify.
-        answers: ``int64`` array ``(q,)``: index into ``exemplars`` of each query's class.
-    """
-
-    name: str
-    exemplars: np.ndarray
-    queries: np.ndarray
-    answers: np.ndarray
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _check_size(size: Sequence[int] | None) -> Size | None:
-    """Validate an optional ``(height, width)`` pair."""
-    if size is None:
-        return None
-    try:
-        height, width = (int(v) for v in size)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"image size must be a pair (height, width), got {size!r}") from exc
-    if height < 1 or width < 1:
-        raise ConfigError(f"image size must be positive, got {size!r}")
-    return height, width
-
-
-def _check_channels(channels: int | None) -> int | None:
-    if channels not in (None, 1, 3):
-        raise ConfigError(f"channels must be None, 1 or 3, got {channels!r}")
-    return channels
-
-
-def _natural_channels(mode: str) -> int:
-    """1 for a grayscale Pillow mode (with or without alpha), 3 for anything in colour."""
-    return 1 if mode in _GRAY_MODES else 3
-
-
-def _to_array(image: Image.Image, channels: int, size: Size | None) -> np.ndarray:
-    """Convert a decoded image to ``uint8`` ``(H, W, channels)``, resizing if asked.
-
-    Alpha is dropped (not composited); 1-bit images become 0/255.
-    """
-    mode = "L" if channels == 1 else "RGB"
-    if image.mode != mode:
-        image = image.convert(mode)
-    if size is not None and image.size != (size[1], size[0]):
-        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    array = np.asarray(image, dtype=np.uint8)
-    return array[:, :, None] if channels == 1 else array
-
-
-def _open_image(source: PathArg | bytes, *, path: PathArg, what: str) -> Image.Image:
-    """Decode an image fully from a file or from bytes, raising DataError if it is corrupt."""
-    try:
-        if not isinstance(source, bytes):
-            with open(source, "rb") as handle:  # read whole, so no file stays open with the image
-                source = handle.read()
-        image = Image.open(io.BytesIO(source))
-        image.load()
-    except _DECODE_ERRORS as exc:
-        raise DataError(f"cannot decode image {what}: {exc}", path=path) from exc
-    return image
-
-
-def resize_images(images: np.ndarray, size: Sequence[int] | None) -> np.ndarray:
-    """Resize a ``uint8`` batch ``(n, H, W, C)`` to ``size=(h, w)`` with bilinear filtering.
-
-    Args:
-        images: The batch; ``C`` is 1 or 3.
-        size: Target ``(height, width)``; ``None`` or the current size returns ``images``.
-    """
-    target = _check_size(size)
-    if target is None or images.shape[1:3] == target:
-        return images
-    out = np.empty((len(images), target[0], target[1], images.shape[3]), dtype=np.uint8)
-    for i, image in enumerate(images):
-        pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
-        resized = np.asarray(pil.resize((target[1], target[0]), Image.Resampling.BILINEAR))
-        out[i] = resized.reshape(out.shape[1:])
-    return out
 
 
 # --------------------------------------------------------------------------- idx / Fashion-MNIST
@@ -378,80 +191,11 @@ def read_fashion_mnist(split: str = "train") -> LabelledImages:
 # --------------------------------------------------------------------------- Omniglot
 
 
-def _open_zip(path: PathArg) -> zipfile.ZipFile:
-    """Open a zip, refusing one whose directory lists a member twice or lost some entries."""
-    try:
-        archive = zipfile.ZipFile(path)
-        declared = _declared_entries(path)
-    except FileNotFoundError as exc:
-        raise DataError("zip file not found", path=path) from exc
-    except _ZIP_READ_ERRORS as exc:
-        raise DataError(f"not a readable zip file: {exc}", path=path) from exc
-    names = archive.namelist()
-    problem = None
-    if declared is not None and declared != len(names):
-        problem = f"damaged zip directory: it declares {declared} entries but lists {len(names)}"
-    elif len(set(names)) != len(names):
-        twice = next(name for i, name in enumerate(names) if name in names[:i])
-        problem = f"damaged zip directory: it lists {twice} twice"
-    if problem is not None:
-        archive.close()
-        raise DataError(problem, path=path)
-    return archive
-
-
-def _declared_entries(path: PathArg) -> int | None:
-    """The entry count in a zip's end-of-directory record (which Python's zipfile does not check).
-
-    A damaged length field in the directory makes zipfile skip the entries after it without an
-    error; comparing with this count catches it. None for Zip64 archives or no record found.
-    """
-    with open(path, "rb") as handle:
-        handle.seek(0, io.SEEK_END)
-        handle.seek(max(0, handle.tell() - _EOCD_SEARCH))
-        tail = handle.read()
-    at = tail.rfind(_EOCD_SIGNATURE)
-    if at < 0 or len(tail) - at < _EOCD_SIZE:
-        return None
-    total = int.from_bytes(tail[at + 10 : at + 12], "little")
-    return None if total == 0xFFFF else total
-
-
-def _read_member(archive: zipfile.ZipFile, member: str, path: PathArg) -> bytes:
-    try:
-        return archive.read(member)
-    except _ZIP_READ_ERRORS as exc:
-        raise DataError(f"cannot read zip member {member}: {exc}", path=path) from exc
-
-
-def _is_junk(member: str) -> bool:
-    """Folder entries, macOS resource forks and hidden files, which layouts ignore."""
-    base = member.rstrip("/").rsplit("/", 1)[-1]
-    return member.endswith("/") or member.startswith("__MACOSX/") or base.startswith(".")
-
-
-def _stack(arrays: list[np.ndarray], sources: list[tuple[PathArg, str]]) -> np.ndarray:
-    """Stack same-sized images, or name the first one whose size differs.
-
-    ``sources`` gives, for each image, the file it came from and its name (a zip member).
-    """
-    first = arrays[0].shape
-    for array, (path, name) in zip(arrays, sources, strict=True):
-        if array.shape != first:
-            raise DataError(
-                f"image {name} is {array.shape[0]}x{array.shape[1]} (HxW) but the first image "
-                f"{sources[0][1]} is {first[0]}x{first[1]}; pass size=(h, w) (--image-size) "
-                "to resize all images",
-                path=path,
-            )
-    return np.stack(arrays)
-
-
 def _background_members(archive: zipfile.ZipFile, path: PathArg) -> list[tuple[str, ...]]:
     """(alphabet, character, file, member) for each image of an Omniglot background zip."""
     found = []
     for member in archive.namelist():
-        if _is_junk(member):
+        if is_junk(member):
             continue
         match = _OMNIGLOT_MEMBER.match(member)
         if match is None:
@@ -490,7 +234,7 @@ def read_omniglot_background(
         DataError: a zip is missing, corrupt, not in Omniglot's layout, or holds an image
             that cannot be decoded.
     """
-    target = _check_size(size)
+    target = check_size(size)
     if paths is None:
         paths = [locate(rel) for rel in OMNIGLOT_BACKGROUND_FILES]
     elif isinstance(paths, (str, PathLike)):
@@ -499,9 +243,9 @@ def read_omniglot_background(
     digests: dict[tuple[str, str, str], str] = {}
     duplicates = 0
     for path in paths:
-        with _open_zip(path) as archive:
+        with open_zip(path) as archive:
             for alphabet, character, filename, member in _background_members(archive, path):
-                data = _read_member(archive, member, path)
+                data = read_member(archive, member, path)
                 key = (alphabet, character, filename)
                 digest = hashlib.sha1(data).hexdigest()
                 if key in entries:
@@ -509,8 +253,8 @@ def read_omniglot_background(
                     if digests[key] != digest:
                         logger.warning("%s: %s differs from an earlier copy; keeping the first", path, member)
                     continue
-                image = _open_image(data, path=path, what=f"zip member {member}")
-                entries[key] = ((path, member), _to_array(image, 1, target))
+                image = open_image(data, path=path, what=f"zip member {member}")
+                entries[key] = ((path, member), to_array(image, 1, target))
                 digests[key] = digest
     if duplicates:
         logger.info("omniglot: dropped %d duplicate images found in more than one zip", duplicates)
@@ -519,7 +263,7 @@ def read_omniglot_background(
     alphabets = sorted({a for a, _ in classes})
     class_index = {cls: i for i, cls in enumerate(classes)}
     alphabet_index = {a: i for i, a in enumerate(alphabets)}
-    images = _stack([entries[k][1] for k in keys], [entries[k][0] for k in keys])
+    images = stack_images([entries[k][1] for k in keys], [entries[k][0] for k in keys])
     logger.info(
         "omniglot background: %d images, %d characters, %d alphabets", len(keys), len(classes), len(alphabets)
     )
@@ -573,17 +317,17 @@ def _read_run(
         raise DataError(f"{run} has no training or test images; expected {RUNS_LAYOUT}", path=path)
     member = f"{run}/class_labels.txt"
     try:
-        text = _read_member(archive, member, path).decode("utf-8")
+        text = read_member(archive, member, path).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{member} is not UTF-8 text: {exc}", path=path) from exc
     answers = _parse_class_labels(text, run, member, path, queries, exemplars)
 
     def load(members: list[str]) -> np.ndarray:
         arrays = [
-            _to_array(_open_image(_read_member(archive, m, path), path=path, what=f"zip member {m}"), 1, size)
+            to_array(open_image(read_member(archive, m, path), path=path, what=f"zip member {m}"), 1, size)
             for m in members
         ]
-        return _stack(arrays, [(path, m) for m in members])
+        return stack_images(arrays, [(path, m) for m in members])
 
     return OneShotRun(name=run, exemplars=load(exemplars), queries=load(queries), answers=answers)
 
@@ -603,11 +347,11 @@ def read_omniglot_runs(path: PathArg | None = None, *, size: Sequence[int] | Non
         DataError: the zip is missing, corrupt, not in the runs' layout, a label line is
             malformed or names a missing image, or an image cannot be decoded.
     """
-    target = _check_size(size)
+    target = check_size(size)
     if path is None:
         path = locate(OMNIGLOT_RUNS_FILE)
-    with _open_zip(path) as archive:
-        names = [n for n in archive.namelist() if not _is_junk(n)]
+    with open_zip(path) as archive:
+        names = [n for n in archive.namelist() if not is_junk(n)]
         runs = sorted(m.group(1) for n in names if (m := _RUN_LABELS.match(n)))
         if not runs:
             raise DataError(f"no runNN/class_labels.txt in the zip; expected {RUNS_LAYOUT}", path=path)
@@ -673,8 +417,8 @@ def read_image_folder(
             2 images, an image cannot be decoded, or (without ``size``) sizes differ.
         ConfigError: ``size`` or ``channels`` is not valid.
     """
-    target = _check_size(size)
-    wanted = _check_channels(channels)
+    target = check_size(size)
+    wanted = check_channels(channels)
     root = Path(path)
     classes = _folder_classes(root)
     files = [(label, file) for label, (_, paths) in enumerate(classes) for file in paths]
@@ -686,7 +430,7 @@ def read_image_folder(
         try:
             with Image.open(file) as image:
                 mode, (width, height) = image.mode, image.size
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             raise DataError(f"cannot decode image: {exc}", path=file) from exc
         if target is None:
             if first_size is None:
@@ -700,10 +444,10 @@ def read_image_folder(
                 )
         modes.append(mode)
     if wanted is None:
-        wanted = 1 if all(_natural_channels(m) == 1 for m in modes) else 3
+        wanted = 1 if all(natural_channels(m) == 1 for m in modes) else 3
 
     images = np.stack(
-        [_to_array(_open_image(file, path=file, what=file.name), wanted, target) for _, file in files]
+        [to_array(open_image(file, path=file, what=file.name), wanted, target) for _, file in files]
     )
     logger.info("read %d images in %d classes from %s", len(files), len(classes), root)
     return LabelledImages(
@@ -713,101 +457,6 @@ def read_image_folder(
         groups=None,
         group_names=None,
         name=root.name or str(root),
-    )
-
-
-# --------------------------------------------------------------------------- splits
-
-
-def _check_fraction(dev_fraction: float) -> float:
-    if not 0.0 < float(dev_fraction) < 1.0:
-        raise ConfigError(f"dev_fraction must be between 0 and 1 (exclusive), got {dev_fraction!r}")
-    return float(dev_fraction)
-
-
-def stratified_split(
-    data: LabelledImages, *, dev_fraction: float = 0.1, seed: int = 0
-) -> tuple[LabelledImages, LabelledImages]:
-    """Split images into train/dev, taking ``dev_fraction`` of each class (seeded).
-
-    Each class gives ``round(n_c * dev_fraction)`` images to dev, but always leaves at least
-    one in train. Both parts keep the original order and class numbering.
-
-    Args:
-        data: The images to split.
-        dev_fraction: Share of each class that goes to dev, in (0, 1).
-        seed: Seed of the random choice.
-    """
-    fraction = _check_fraction(dev_fraction)
-    rng = np.random.default_rng(seed)
-    dev = []
-    for label in np.unique(data.labels):
-        members = np.flatnonzero(data.labels == label)
-        count = min(int(round(len(members) * fraction)), len(members) - 1)
-        dev.append(rng.permutation(members)[:count])
-    dev_idx = np.sort(np.concatenate(dev)) if dev else np.empty(0, dtype=np.int64)
-    train_idx = np.setdiff1d(np.arange(len(data)), dev_idx)
-    return (data.subset(train_idx, name=f"{data.name}:train"), data.subset(dev_idx, name=f"{data.name}:dev"))
-
-
-def class_split(
-    data: LabelledImages, *, dev_fraction: float = 0.1, seed: int = 0
-) -> tuple[LabelledImages, LabelledImages]:
-    """Split images into train/dev by class: dev holds whole classes never seen in train.
-
-    ``round(k * dev_fraction)`` of the ``k`` classes present (at least 1, at most ``k - 1``)
-    are picked at random (seeded). Each part renumbers its classes ``0..m-1``.
-
-    Args:
-        data: The images to split; needs at least 2 classes.
-        dev_fraction: Share of the classes that go to dev, in (0, 1).
-        seed: Seed of the random choice.
-
-    Raises:
-        DataError: fewer than 2 classes.
-    """
-    fraction = _check_fraction(dev_fraction)
-    present = np.unique(data.labels)
-    if len(present) < 2:
-        raise DataError(f"{data.name}: a split by class needs at least 2 classes, found {len(present)}")
-    count = min(max(int(round(len(present) * fraction)), 1), len(present) - 1)
-    dev_classes = np.random.default_rng(seed).permutation(present)[:count]
-    in_dev = np.isin(data.labels, dev_classes)
-    return (
-        data.subset(np.flatnonzero(~in_dev), name=f"{data.name}:train", relabel=True),
-        data.subset(np.flatnonzero(in_dev), name=f"{data.name}:dev", relabel=True),
-    )
-
-
-def group_split(
-    data: LabelledImages, *, dev_fraction: float = 0.1, seed: int = 0
-) -> tuple[LabelledImages, LabelledImages]:
-    """Split images into train/dev by group: dev holds whole groups (Omniglot: alphabets).
-
-    Groups are taken in a seeded random order until dev holds at least
-    ``round(k * dev_fraction)`` of the ``k`` classes; at least one group stays in train. Dev
-    then poses the official one-shot test's question, new characters of an alphabet never
-    seen in training. Without groups (or with only one), this is :func:`class_split`.
-
-    Raises:
-        DataError: fewer than 2 classes.
-    """
-    fraction = _check_fraction(dev_fraction)
-    if data.groups is None or len(np.unique(data.groups)) < 2:
-        return class_split(data, dev_fraction=fraction, seed=seed)
-    present = np.unique(data.labels)
-    wanted = max(int(round(len(present) * fraction)), 1)
-    class_group = {int(c): int(g) for c, g in zip(data.labels, data.groups, strict=True)}
-    order = np.random.default_rng(seed).permutation(np.unique(data.groups))
-    dev_groups: list[int] = []
-    for group in order[:-1]:
-        dev_groups.append(int(group))
-        if sum(class_group[int(c)] in dev_groups for c in present) >= wanted:
-            break
-    in_dev = np.isin(data.groups, dev_groups)
-    return (
-        data.subset(np.flatnonzero(~in_dev), name=f"{data.name}:train", relabel=True),
-        data.subset(np.flatnonzero(in_dev), name=f"{data.name}:dev", relabel=True),
     )
 
 
@@ -835,7 +484,7 @@ def load_image_split(spec: str, split: str, *, size: Sequence[int] | None = None
         DataError: As :func:`load_image_dataset`.
     """
     if spec == "fashion-mnist" and split == "test":
-        return _resized(read_fashion_mnist("test"), _check_size(size))
+        return _resized(read_fashion_mnist("test"), check_size(size))
     splits = load_image_dataset(spec, size=size)
     if split not in splits:
         raise ConfigError(f"{spec!r} has no split {split!r}; it has {', '.join(splits)}")
@@ -874,8 +523,8 @@ def load_image_dataset(
             out of range.
         DataError: the data files are missing or bad.
     """
-    target = _check_size(size)
-    _check_fraction(dev_fraction)
+    target = check_size(size)
+    check_fraction(dev_fraction)
     if spec == "fashion-mnist":
         train, dev = stratified_split(
             _resized(read_fashion_mnist("train"), target), dev_fraction=dev_fraction, seed=seed
@@ -891,8 +540,6 @@ def load_image_dataset(
                 f"unknown tfds image dataset {spec!r}: accepted are "
                 + ", ".join(f"tfds:{n}" for n in TFDS_NAMES)
             )
-        from siamese.datasets.tfds_images import load_tfds_images
-
         split = group_split if name == "omniglot" else stratified_split
         train, dev = split(load_tfds_images(name, "train", size=target), dev_fraction=dev_fraction, seed=seed)
         return {"train": train, "dev": dev, "test": load_tfds_images(name, "test", size=target)}

@@ -18,20 +18,18 @@ import csv
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from siamese.datasets.locate import locate
+from siamese.datasets.records import BINARY, GRADED, KINDS, TextPairs
+from siamese.datasets.splits import hold_out_indices
+from siamese.datasets.tfds import load_tfds_pairs
 from siamese.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
-
-GRADED = "graded"
-BINARY = "binary"
-KINDS: tuple[str, ...] = (GRADED, BINARY)
 
 TEXT_DATASETS: tuple[str, ...] = ("sick", "stsb", "mrpc", "paws", "qqp")
 TFDS_PREFIX = "tfds:"
@@ -46,87 +44,6 @@ _PAWS_HEADER = ("id", "sentence1", "sentence2", "label")
 
 PathLike = str | os.PathLike[str]
 Column = int | str
-
-
-@dataclass
-class TextPairs:
-    """Sentence pairs with one label each.
-
-    Attributes:
-        a: First sentences.
-        b: Second sentences, ``b[i]`` paired with ``a[i]``.
-        labels: float32 array of shape ``(n,)``: a score for graded data, 0.0 or 1.0 for
-            binary data (1.0 = similar / paraphrase / duplicate).
-        kind: ``"graded"`` or ``"binary"``.
-        scale: ``(low, high)`` of graded scores, e.g. ``(1.0, 5.0)`` for SICK and
-            ``(0.0, 5.0)`` for STS-B; ``None`` for binary data.
-        name: Where the pairs came from, e.g. ``"sick/train"``.
-        extra: Per-pair side information, each value a list of length ``n``. The readers
-            fill it as follows: SICK ``pair_id`` and ``entailment`` (ENTAILMENT, NEUTRAL or
-            CONTRADICTION); STS-B ``genre``, ``source`` and ``year``; MRPC ``id_a`` and
-            ``id_b`` (Microsoft sentence IDs); PAWS ``id``; QQP ``pair_id``. All values are
-            strings. Generic CSV files and TFDS data leave it empty.
-    """
-
-    a: list[str]
-    b: list[str]
-    labels: np.ndarray
-    kind: str
-    scale: tuple[float, float] | None
-    name: str
-    extra: dict[str, list] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.labels = np.asarray(self.labels, dtype=np.float32).reshape(-1)
-        if self.kind not in KINDS:
-            raise ConfigError(f"kind must be one of {KINDS}, not {self.kind!r}")
-        n = len(self.a)
-        sizes = [len(self.b), len(self.labels), *(len(v) for v in self.extra.values())]
-        if any(size != n for size in sizes):
-            raise ConfigError(f"{self.name}: a, b, labels and extra must all have {n} entries")
-
-    def __len__(self) -> int:
-        return len(self.a)
-
-    def subset(self, indices: Sequence[int] | np.ndarray, name: str | None = None) -> TextPairs:
-        """The pairs at ``indices``, in that order.
-
-        Args:
-            indices: Positions of the pairs to keep.
-            name: Name of the result; defaults to this object's name.
-        """
-        idx = [int(i) for i in np.asarray(indices, dtype=np.int64).reshape(-1)]
-        return TextPairs(
-            a=[self.a[i] for i in idx],
-            b=[self.b[i] for i in idx],
-            labels=self.labels[np.asarray(idx, dtype=np.int64)],
-            kind=self.kind,
-            scale=self.scale,
-            name=self.name if name is None else name,
-            extra={key: [values[i] for i in idx] for key, values in self.extra.items()},
-        )
-
-    def joined(self, other: TextPairs, name: str | None = None) -> TextPairs:
-        """These pairs followed by ``other``'s (same kind and scale), e.g. train + dev.
-
-        Side information is kept where both have it.
-
-        Raises:
-            ConfigError: The two differ in kind or scale.
-        """
-        if (other.kind, other.scale) != (self.kind, self.scale):
-            raise ConfigError(f"{self.name} and {other.name} differ in kind or scale; they cannot be joined")
-        return TextPairs(
-            a=[*self.a, *other.a],
-            b=[*self.b, *other.b],
-            labels=np.concatenate([self.labels, other.labels]),
-            kind=self.kind,
-            scale=self.scale,
-            name=name or f"{self.name}+{other.name}",
-            extra={
-                key: [*values, *other.extra[key]] for key, values in self.extra.items() if key in other.extra
-            },
-        )
 
 
 # ----------------------------------------------------------------------------- line reading
@@ -563,65 +480,9 @@ def read_pairs_csv(
     return TextPairs(a, b, values, kind, scale, name or Path(path).stem)
 
 
-# ----------------------------------------------------------------------------- splitting
-
-
-def _class_quotas(sizes: list[int], total: int) -> list[int]:
-    """Split ``total`` over groups in proportion to ``sizes`` (largest remainder first)."""
-    n = sum(sizes)
-    exact = [size * total / n for size in sizes]
-    quotas = [math.floor(value) for value in exact]
-    order = sorted(range(len(sizes)), key=lambda i: quotas[i] - exact[i])
-    for i in order[: total - sum(quotas)]:
-        quotas[i] += 1
-    return quotas
-
-
-def _hold_out_indices(pairs: TextPairs, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted positions ``(rest, held_out)`` of a seeded hold-out; see :func:`hold_out`."""
-    if not 0.0 < fraction < 1.0:
-        raise ConfigError(f"dev_fraction must be strictly between 0 and 1, not {fraction!r}")
-    n = len(pairs)
-    total = min(max(math.floor(n * fraction + 0.5), 1), n - 1)
-    if total < 1:
-        raise ConfigError(f"{pairs.name} has {n} pairs, too few to hold out dev_fraction={fraction}")
-    if pairs.kind == BINARY:
-        groups = [np.flatnonzero(pairs.labels == value) for value in (0.0, 1.0)]
-        groups = [group for group in groups if len(group)]
-    else:
-        groups = [np.arange(n)]
-    quotas = _class_quotas([len(group) for group in groups], total)
-    rng = np.random.default_rng(seed)
-    chosen = [rng.permutation(group)[:quota] for group, quota in zip(groups, quotas, strict=True)]
-    held = np.sort(np.concatenate(chosen)).astype(np.int64)
-    return np.setdiff1d(np.arange(n), held), held
-
-
-def hold_out(pairs: TextPairs, fraction: float, seed: int) -> tuple[TextPairs, TextPairs]:
-    """Split off a seeded random ``fraction`` of the pairs.
-
-    Binary data is split per class, so both parts keep the class balance. Both parts keep
-    the original order and the original name (rename with :meth:`TextPairs.subset`).
-
-    Args:
-        pairs: The pairs to split.
-        fraction: Share of pairs to hold out, strictly between 0 and 1.
-        seed: Seed of the random choice.
-
-    Returns:
-        ``(rest, held_out)``.
-
-    Raises:
-        ConfigError: ``fraction`` is not in (0, 1), or there are too few pairs to leave
-            both parts non-empty.
-    """
-    rest, held = _hold_out_indices(pairs, fraction, seed)
-    return pairs.subset(rest), pairs.subset(held)
-
-
 def _train_dev(pairs: TextPairs, prefix: str, fraction: float, seed: int) -> dict[str, TextPairs]:
     """``train`` and ``dev`` splits made by holding out ``fraction`` of ``pairs``."""
-    rest, held = _hold_out_indices(pairs, fraction, seed)
+    rest, held = hold_out_indices(pairs, fraction, seed)
     return {
         "train": pairs.subset(rest, f"{prefix}/train"),
         "dev": pairs.subset(held, f"{prefix}/dev"),
@@ -726,7 +587,7 @@ def load_text_dataset(
       - ``qqp``: only the BiMPM dev and test files are staged; same approach as ``paws``.
 
     * ``"tfds:NAME"`` (e.g. ``tfds:glue/stsb``), loaded with tensorflow-datasets; see
-      :func:`siamese.datasets.tfds_source.load_tfds_pairs` for the split mapping.
+      :func:`siamese.datasets.tfds.load_tfds_pairs` for the split mapping.
     * a path to a CSV/TSV file read with :func:`read_pairs_csv`: train is the file minus a
       seeded ``dev_fraction`` held out as dev; there is no test split.
 
@@ -756,8 +617,6 @@ def load_text_dataset(
     if key in TEXT_DATASETS:
         return _load_named(key, seed, dev_fraction)
     if spec.strip().startswith(TFDS_PREFIX):
-        from siamese.datasets.tfds_source import load_tfds_pairs
-
         return load_tfds_pairs(spec.strip()[len(TFDS_PREFIX) :], seed=seed, dev_fraction=dev_fraction)
     path = Path(spec).expanduser()
     if path.is_file():

@@ -5,7 +5,7 @@ by :func:`siamese.datasets.images.load_image_dataset`. Each epoch draws fresh ba
 the training images with :class:`siamese.pairs.PairSampler`: the draw depends only on the seed
 and the epoch, so a resumed run repeats it. By default (``pair_pools``) each batch's pairs are
 drawn among a pool of about batch-size images and each distinct image of a batch is embedded
-once (:func:`siamese.fused.unique_trainer`), half the tower work of independent pairs. Batches
+once (:func:`siamese.training.fused.unique_trainer`), half the tower work of independent pairs. Batches
 gather their images by index from one in-memory array (an epoch never holds a copy of every
 pair), and the optional affine distortions of :class:`siamese.augment.AffineAugment` are
 applied per batch, seeded by the batch's number.
@@ -34,44 +34,47 @@ Final metrics (``metrics.json``, split → metric → value):
 One-shot trials are scored both ways, because the two can differ by many points. With
 ``test_time_augment`` N (``--tta N``), the embedding-based figures (``one_shot_embedding`` and
 k-NN) embed each image as the mean of its embedding and those of N fixed small distortions
-of it (:func:`encoder`); ``one_shot_pair`` and the pair figures are unchanged.
+of it (:func:`siamese.encode.encoder`); ``one_shot_pair`` and the pair figures are unchanged.
 ``neighbours.png`` shows a few test queries with their nearest neighbours by embedding.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+import click
 import keras
 import numpy as np
 import tensorflow as tf
 
-from siamese import evaluation, fused, metrics
+from siamese import metrics
 from siamese.augment import AffineAugment
-from siamese.datasets.images import (
-    LabelledImages,
-    OneShotRun,
-    load_image_dataset,
-    read_omniglot_runs,
-    with_rotated_classes,
-)
-from siamese.datasets.text import BINARY
+from siamese.datasets.images import load_image_dataset, read_omniglot_runs
+from siamese.datasets.records import BINARY, LabelledImages, OneShotRun, with_rotated_classes
+from siamese.encode import embed, encoder
 from siamese.errors import ConfigError, DataError
 from siamese.io import atomic_save
-from siamese.models import build_siamese, embed, load_model, tower_of
+from siamese.metrics import evaluators
+from siamese.models import load_model, tower_of
 from siamese.pairs import Pairs, PairSampler, fixed_pairs
-from siamese.tasks.text_pairs import compile_model, monitored, resolve_defaults
+from siamese.tasks.base import Defaults, Job, Task, Trained, option, register
+from siamese.tasks.pair_model import build_pair_model, compile_model, monitored, resolve_pair_settings
 from siamese.towers import image_tower
-from siamese.training import RunConfig, RunDir, fit_epochs, plot_history, without_autotune
+from siamese.training import fused
+from siamese.training.config import RunConfig, TaskOptions
+from siamese.training.loop import fit_epochs, without_autotune
+from siamese.training.plots import plot_history
+from siamese.training.run_dir import RunDir
 
 logger = logging.getLogger(__name__)
 
-TASK = "image-pairs"
+NAME = "image-pairs"
 #: Data names read as Omniglot, resized to :data:`OMNIGLOT_SIZE` unless ``image_size`` is set.
 OMNIGLOT_NAMES = ("omniglot", "tfds:omniglot")
 OMNIGLOT_SIZE = (28, 28)
@@ -113,9 +116,11 @@ class ImageData:
 
 def resolve_image_size(config: RunConfig) -> RunConfig:
     """Set Omniglot's default image size (:data:`OMNIGLOT_SIZE`) when none is given."""
-    if config.image.image_size is None and config.data in OMNIGLOT_NAMES:
-        config.image.image_size = OMNIGLOT_SIZE
+    if config.options.image_size is None and config.data in OMNIGLOT_NAMES:
         logger.info("omniglot images resized to %dx%d (set image_size to change)", *OMNIGLOT_SIZE)
+        return dataclasses.replace(
+            config, options=dataclasses.replace(config.options, image_size=OMNIGLOT_SIZE)
+        )
     return config
 
 
@@ -125,7 +130,7 @@ def load_data(config: RunConfig, data: str | None = None, *, size: Sequence[int]
     Args:
         config: The run's settings (seed, dev fraction, image size).
         data: Another dataset to read instead of ``config.data``.
-        size: ``(height, width)`` to resize to; default ``config.image.image_size``.
+        size: ``(height, width)`` to resize to; default ``config.options.image_size``.
 
     Raises:
         DataError: A file is missing or bad (corrupt image, sizes differ, a class with fewer
@@ -133,7 +138,7 @@ def load_data(config: RunConfig, data: str | None = None, *, size: Sequence[int]
         ConfigError: The dataset name or an option is not valid.
     """
     spec = data or config.data
-    size = size or config.image.image_size
+    size = size or config.options.image_size
     splits = load_image_dataset(spec, size=size, seed=config.seed, dev_fraction=config.dev_fraction)
     runs = None
     if spec == "omniglot":
@@ -177,7 +182,7 @@ def pair_batches(
     """Batches ``((images_a, images_b), labels)`` gathered by index from one image tensor.
 
     With ``unique``, batches are ``((items, index_a, index_b), labels)`` for
-    :func:`siamese.fused.unique_trainer`: each distinct image of the batch once, and where
+    :func:`siamese.training.fused.unique_trainer`: each distinct image of the batch once, and where
     each pair's sides sit among them.
 
     Args:
@@ -275,10 +280,10 @@ def pair_scorer(model: keras.Model, head: str) -> Scorer:
 
     def score(queries: np.ndarray, exemplars: np.ndarray) -> np.ndarray:
         n_queries, n_exemplars = len(queries), len(exemplars)
-        outputs = evaluation.pair_outputs(
+        outputs = evaluators.pair_outputs(
             model, np.repeat(queries, n_exemplars, axis=0), np.tile(exemplars, (n_queries, 1, 1, 1))
         )
-        return evaluation.similarity(outputs, head).reshape(n_queries, n_exemplars)
+        return evaluators.similarity(outputs, head).reshape(n_queries, n_exemplars)
 
     return score
 
@@ -287,7 +292,7 @@ def embedding_scorer(encode: Callable[[np.ndarray], np.ndarray]) -> Scorer:
     """Score trials by minus the Euclidean distance between ``encode``'s vectors.
 
     ``encode`` maps images ``(n, H, W, C)`` to vectors ``(n, d)``: a tower's
-    :func:`~siamese.models.embed`, or the raw pixels for the nearest-neighbour baseline.
+    :func:`~siamese.encode.embed`, or the raw pixels for the nearest-neighbour baseline.
     """
 
     def score(queries: np.ndarray, exemplars: np.ndarray) -> np.ndarray:
@@ -303,29 +308,6 @@ def one_shot_score(runs: Sequence[OneShotRun], scorer: Scorer) -> float:
     """Accuracy over every trial of ``runs`` (ties share the credit; see ``one_shot_accuracy``)."""
     similarity = np.concatenate([scorer(run.queries, run.exemplars) for run in runs])
     return metrics.one_shot_accuracy(similarity, np.concatenate([run.answers for run in runs]))
-
-
-# Seed of the distortions of test-time augmentation: fixed, so that evaluation is repeatable
-# (and independent of the training seed).
-TTA_SEED = 123
-
-
-def encoder(tower: keras.Model, test_time_augment: int = 0) -> Callable[[np.ndarray], np.ndarray]:
-    """Images ``(n, H, W, C)`` → embeddings ``(n, d)`` by ``tower``; with ``test_time_augment``
-    N > 0, the mean of the embedding of each image and of N distortions of it (the training
-    distortions of :class:`~siamese.augment.AffineAugment`, drawn from ``TTA_SEED``: the
-    k-th distortion of every image comes from draw k)."""
-    if test_time_augment <= 0:
-        return lambda images: embed(tower, images)
-    distort = AffineAugment(seed=TTA_SEED)
-
-    def encode(images: np.ndarray) -> np.ndarray:
-        total = embed(tower, images).astype(np.float64)
-        for step in range(test_time_augment):
-            total += embed(tower, np.asarray(distort(images, step)))
-        return (total / (test_time_augment + 1)).astype(np.float32)
-
-    return encode
 
 
 def one_shot_figures(
@@ -349,7 +331,7 @@ def build_model(config: RunConfig, input_shape: Sequence[int]) -> keras.Model:
 
     Every initial weight, the head's included, is a function of ``config.seed``.
     """
-    options = config.image
+    options = config.options
     keras.utils.set_random_seed(config.seed)
     try:
         tower = image_tower(
@@ -364,12 +346,7 @@ def build_model(config: RunConfig, input_shape: Sequence[int]) -> keras.Model:
         )
     except ValueError as exc:
         raise ConfigError(f"image tower: {exc}") from None
-    if config.head_hidden_units and config.head != "concat":
-        raise ConfigError("--head-hidden applies to the concat head only")
-    head_options = {"hidden_units": config.head_hidden_units} if config.head == "concat" else {}
-    model = build_siamese(tower, config.head, **head_options)
-    compile_model(model, config)
-    return model
+    return build_pair_model(tower, config)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -400,7 +377,7 @@ def _class_figures(
     split = data.splits[name]
     if not _shares_train_classes(data, name):
         runs = build_one_shot_runs(split, seed=_eval_seed(config, name))
-        return one_shot_figures(model, runs, config.head, test_time_augment=config.image.test_time_augment)
+        return one_shot_figures(model, runs, config.head, test_time_augment=config.options.test_time_augment)
     reference = data.splits["train"]
     return {
         f"knn{k}_accuracy": metrics.knn_accuracy(
@@ -424,7 +401,7 @@ def score_splits(
     The verification threshold is chosen on the dev pairs (train's where there is no dev).
     """
     names = list(names or data.names())
-    embeddings = embeddings or _Embeddings(tower_of(model), data.splits, config.image.test_time_augment)
+    embeddings = embeddings or _Embeddings(tower_of(model), data.splits, config.options.test_time_augment)
     reference = "dev" if "dev" in data.splits else "train"
     scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in dict.fromkeys([reference, *names]):
@@ -433,20 +410,20 @@ def score_splits(
             index_a, index_b, labels = verification_pairs(
                 data.splits[name], VERIFICATION_PAIRS, _eval_seed(config, name)
             )
-            outputs = evaluation.pair_outputs(model, images[index_a], images[index_b])
-            scored[name] = (evaluation.similarity(outputs, config.head), labels)
-    threshold = evaluation.choose_threshold(*scored[reference])
+            outputs = evaluators.pair_outputs(model, images[index_a], images[index_b])
+            scored[name] = (evaluators.similarity(outputs, config.head), labels)
+    threshold = evaluators.choose_threshold(*scored[reference])
     result: dict[str, dict[str, float]] = {}
     for name in names:
         figures: dict[str, float] = {}
         if name in scored:
-            figures.update(evaluation.binary_metrics(*scored[name], threshold))
+            figures.update(evaluators.binary_metrics(*scored[name], threshold))
         if name in data.splits and name != "train":
             figures.update(_class_figures(model, data, config, name, embeddings))
         if name == "test" and data.runs is not None:
             figures.update(
                 one_shot_figures(
-                    model, data.runs, config.head, test_time_augment=config.image.test_time_augment
+                    model, data.runs, config.head, test_time_augment=config.options.test_time_augment
                 )
             )
         result[name] = figures
@@ -489,14 +466,14 @@ def neighbour_rows(
     split = data.splits[name]
     if not _shares_train_classes(data, name):
         return _rows_from_runs(build_one_shot_runs(split, seed=_eval_seed(config, name)), tower, k)
-    embeddings = embeddings or _Embeddings(tower, data.splits, config.image.test_time_augment)
+    embeddings = embeddings or _Embeddings(tower, data.splits, config.options.test_time_augment)
     train = data.splits["train"]
     rng = np.random.default_rng([config.seed, 8])
     classes = rng.permutation(np.unique(split.labels))[:NEIGHBOUR_QUERIES]
     queries = np.array([rng.choice(np.flatnonzero(split.labels == c)) for c in classes])
     refs = embeddings("train").astype(np.float64)
     found = embeddings(name)[queries].astype(np.float64)
-    nearest = metrics._nearest(found, refs, np.einsum("ij,ij->i", refs, refs), min(k, len(refs)))
+    nearest = metrics.nearest(found, refs, np.einsum("ij,ij->i", refs, refs), min(k, len(refs)))
     return [
         (
             split.images[q],
@@ -548,138 +525,285 @@ def plot_neighbours(rows: Sequence[NeighbourRow], path: str | os.PathLike[str]) 
     return True
 
 
-# --------------------------------------------------------------------------- train / evaluate
+# --------------------------------------------------------------------------- the task
 
 
-def train(
-    config: RunConfig, out: str | os.PathLike[str], *, resume: bool = False, verbose: Any = "auto"
-) -> dict:
-    """Train an image tower on pairs and write the run folder (plus ``neighbours.png``).
+class _Size(click.ParamType):
+    """``HxW`` → ``(height, width)``."""
 
-    The data is read (and every option checked) before the run folder is created, so a bad
-    input leaves no folder behind.
+    name = "HxW"
 
-    Args:
-        config: The run's settings (``task`` must be ``image-pairs``).
-        out: The run folder.
-        resume: Continue the run in ``out`` from its last checkpoint.
-        verbose: Keras's progress display (``"auto"``, 0, 1 or 2).
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, int] | None:
+        if value is None or isinstance(value, tuple):
+            return value
+        try:
+            height, width = (int(v) for v in str(value).lower().split("x"))
+        except ValueError:
+            self.fail(f"{value!r}: expected HxW, e.g. 64x64", param, ctx)
+        if height < 1 or width < 1:
+            self.fail(f"{value!r}: sides must be positive", param, ctx)
+        return height, width
 
-    Returns:
-        The metrics written to ``metrics.json``: split → metric → value.
 
-    Raises:
-        DataError: The data is missing or bad.
-        ConfigError: An option is not valid, or the run folder cannot be used.
+class _IntList(click.ParamType):
+    """``32,64,128`` → ``(32, 64, 128)``, each at least 1."""
+
+    name = "N,N,..."
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            numbers = tuple(int(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r}: expected integers, e.g. 32,64,128", param, ctx)
+        if not numbers or min(numbers) < 1:
+            self.fail(f"{value!r}: each block needs at least one filter", param, ctx)
+        return numbers
+
+
+@dataclass
+class ImageOptions(TaskOptions):
+    """Settings of the image tower and pair sampling.
+
+    ``global_pooling``, ``batch_norm``, ``convs_per_block`` and ``dropout`` are passed to
+    :func:`siamese.towers.image_tower`.
     """
-    run = RunDir(out)
-    if resume:
-        config = run.reopen(config)
-    if config.task != TASK:
-        raise ConfigError(f"image_pairs.train runs the {TASK} task, not {config.task}")
-    config = resolve_image_size(config)
-    data = load_data(config)
-    config = resolve_defaults(config, BINARY)
-    train_set, dev_set = data.splits["train"], data.splits["dev"]
-    if config.image.rotated_classes:
-        train_set = with_rotated_classes(train_set)
-    hard = config.image.hard_negative_fraction
-    sampler = PairSampler(
-        train_set.labels,
-        pairs_per_epoch=config.image.pairs_per_epoch,
-        groups=train_set.groups if hard else None,
-        hard_negative_fraction=hard,
-        seed=config.seed,
-        pool_size=config.batch_size if config.image.pair_pools else None,
-    )
-    dev_pairs = verification_pairs(dev_set, VERIFICATION_PAIRS, _eval_seed(config, "dev"))
-    checkpoint = run.load_checkpoint() if resume else None
-    if checkpoint is not None:
-        model, state = checkpoint
-        logger.info("resuming %s after epoch %d", run.path, state["epoch"])
-    else:
-        model, state = build_model(config, train_set.images.shape[1:]), None
-    if not resume:
-        run.prepare(config, resume=False)
-    logger.info(
-        "image pairs %s: train %d images (%d classes), dev %d; %d pairs per epoch; head %s, loss %s",
-        config.data,
-        len(train_set),
-        len(np.unique(train_set.labels)),
-        len(dev_set),
-        sampler.pairs_per_epoch,
-        config.head,
-        config.loss,
-    )
-    images = tf.constant(train_set.images)
-    augment = AffineAugment(seed=config.seed) if config.image.augment else None
-    batches_per_epoch = math.ceil(sampler.pairs_per_epoch / config.batch_size)
 
-    # Each distinct image of a batch is embedded once (the same model, unless the tower has
-    # batch normalisation: its statistics are then over the distinct images of the batch).
-    unique = config.image.pair_pools or fused.computes_the_same(tower_of(model))
-    trainer = None
-    if unique:
-        trainer = fused.unique_trainer(model)
-        compile_model(trainer, config, optimizer=model.optimizer)
+    SECTION: ClassVar[str] = "image"
 
-    def epoch_data(epoch: int) -> tuple[tf.data.Dataset, None]:
-        batches = pair_batches(
-            images,
-            sampler.epoch(epoch),
-            config.batch_size,
-            augment=augment,
-            first_step=epoch * batches_per_epoch,
-            unique=unique,
+    image_size: tuple[int, int] | None = None
+    filters: tuple[int, ...] = (32, 64, 128)
+    embedding_dim: int = 64
+    pairs_per_epoch: int | None = None
+    hard_negative_fraction: float = 0.0
+    augment: bool = False
+    # Add each training image's 90/180/270-degree rotations as new classes (square images).
+    rotated_classes: bool = False
+    # Draw each batch's pairs among a pool of about batch-size images, each embedded once per
+    # step (half the tower work per pair of independent pairs); see PairSampler's pool_size.
+    pair_pools: bool = True
+    global_pooling: str = "flatten"
+    batch_norm: bool = False
+    convs_per_block: int = 1
+    dropout: float = 0.0
+    # Test-time augmentation: embed each image, for the embedding-based figures (one-shot by
+    # embedding distance, k-NN), as the mean of its own embedding and those of this many fixed
+    # small distortions of it (0: the image alone).
+    test_time_augment: int = 0
+
+
+class ImagePairsTask(Task):
+    """Labelled images → an image tower trained on pairs (see the module docstring)."""
+
+    name = NAME
+    summary = "a Conv2D tower trained on pairs of labelled images"
+    data_help = "fashion-mnist, omniglot, a folder of class sub-folders or tfds:NAME."
+    rank = 1
+    options_type = ImageOptions
+    defaults = Defaults(data="fashion-mnist", epochs=10, batch_size=128, learning_rate=1e-3)
+    eval_options = frozenset({"test_time_augment"})
+    examples = (
+        "siamese-train --task image-pairs --data fashion-mnist --epochs 5 --out runs/f",
+        "siamese-train --task image-pairs --data omniglot --head euclidean --loss contrastive "
+        "--augment --batch-norm --hard-negatives 0.5 --embedding-dim 128 --out runs/o",
+        "siamese-train --task image-pairs --data photos/ --image-size 64x64 --out runs/photos",
+    )
+
+    def cli_options(self) -> list[click.Option]:
+        o = ImageOptions
+        return [
+            option(
+                o,
+                "image_size",
+                "--image-size",
+                type=_Size(),
+                help="Resize to this size (default: native; Omniglot 28x28).",
+            ),
+            option(
+                o,
+                "filters",
+                "--filters",
+                type=_IntList(),
+                default="32,64,128",
+                help="Filters of each Conv2D block, comma-separated.",
+            ),
+            option(
+                o,
+                "embedding_dim",
+                "--embedding-dim",
+                type=click.IntRange(min=1),
+                help="The tower's output width.",
+            ),
+            option(
+                o,
+                "pairs_per_epoch",
+                "--pairs-per-epoch",
+                type=click.IntRange(min=2),
+                help="Pairs drawn afresh each epoch (default: one per training image).",
+            ),
+            option(
+                o,
+                "hard_negative_fraction",
+                "--hard-negatives",
+                type=click.FloatRange(0, 1),
+                help="Share of negative pairs taken from the same group (Omniglot: same alphabet).",
+            ),
+            option(
+                o, "augment", "--augment", is_flag=True, help="Small random affine distortions (Koch et al.)."
+            ),
+            option(
+                o,
+                "batch_norm",
+                "--batch-norm",
+                is_flag=True,
+                help="Batch normalisation after each convolution.",
+            ),
+            option(
+                o,
+                "pair_pools",
+                "--pair-pools/--independent-pairs",
+                show_default=True,
+                help="Draw each batch's pairs among a pool of about batch-size images, each embedded "
+                "once per step (about twice the pairs/s), or draw every pair independently.",
+            ),
+            option(
+                o,
+                "rotated_classes",
+                "--rotated-classes",
+                is_flag=True,
+                help="Add each training image's 90/180/270-degree turns as new classes.",
+            ),
+            option(
+                o,
+                "test_time_augment",
+                "--tta",
+                type=click.IntRange(min=0),
+                help="One-shot and k-NN figures embed each image as the mean over it and N small "
+                "distortions.",
+            ),
+        ]
+
+    def prepare(self, config: RunConfig, *, resume: bool) -> Job:
+        config = resolve_image_size(config)
+        data = load_data(config)
+        config = resolve_pair_settings(config, BINARY)
+        train_set, dev_set = data.splits["train"], data.splits["dev"]
+        if config.options.rotated_classes:
+            train_set = with_rotated_classes(train_set)
+        hard = config.options.hard_negative_fraction
+        sampler = PairSampler(
+            train_set.labels,
+            pairs_per_epoch=config.options.pairs_per_epoch,
+            groups=train_set.groups if hard else None,
+            hard_negative_fraction=hard,
+            seed=config.seed,
+            pool_size=config.batch_size if config.options.pair_pools else None,
         )
-        return batches, None
+        dev_pairs = verification_pairs(dev_set, VERIFICATION_PAIRS, _eval_seed(config, "dev"))
+        return Job(config, data, {"train": train_set, "sampler": sampler, "dev_pairs": dev_pairs})
 
-    monitor, mode, shown = monitored(config)
-    history = fit_epochs(
-        model,
-        epoch_data,
-        pair_batches(tf.constant(dev_set.images), dev_pairs, config.batch_size, unique=unique),
-        run,
-        config,
-        monitor=monitor,
-        mode=mode,
-        state=state,
-        trainer=trainer,
-        verbose=verbose,
-    )
-    embeddings = _Embeddings(tower_of(model), data.splits, config.image.test_time_augment)
-    metrics_ = score_splits(model, data, config, embeddings=embeddings)
-    plot_history(history, run.path / "history.png", metric=shown)
-    plot_neighbours(neighbour_rows(model, data, config, embeddings=embeddings), run.path / "neighbours.png")
-    run.finish(model, tower_of(model), metrics_)
-    return metrics_
+    def build(self, job: Job) -> keras.Model:
+        return build_model(job.config, job.extra["train"].images.shape[1:])
+
+    def fit(self, job: Job, run: RunDir, *, model: keras.Model, state: dict | None, verbose: Any) -> Trained:
+        config, data = job.config, job.data
+        train_set, sampler = job.extra["train"], job.extra["sampler"]
+        dev_set = data.splits["dev"]
+        logger.info(
+            "image pairs %s: train %d images (%d classes), dev %d; %d pairs per epoch; head %s, loss %s",
+            config.data,
+            len(train_set),
+            len(np.unique(train_set.labels)),
+            len(dev_set),
+            sampler.pairs_per_epoch,
+            config.head,
+            config.loss,
+        )
+        images = tf.constant(train_set.images)
+        augment = AffineAugment(seed=config.seed) if config.options.augment else None
+        batches_per_epoch = math.ceil(sampler.pairs_per_epoch / config.batch_size)
+
+        # Each distinct image of a batch is embedded once (the same model, unless the tower has
+        # batch normalisation: its statistics are then over the distinct images of the batch).
+        unique = config.options.pair_pools or fused.computes_the_same(tower_of(model))
+        trainer = None
+        if unique:
+            trainer = fused.unique_trainer(model)
+            compile_model(trainer, config, optimizer=model.optimizer)
+
+        def epoch_data(epoch: int) -> tuple[tf.data.Dataset, None]:
+            batches = pair_batches(
+                images,
+                sampler.epoch(epoch),
+                config.batch_size,
+                augment=augment,
+                first_step=epoch * batches_per_epoch,
+                unique=unique,
+            )
+            return batches, None
+
+        monitor, mode, _ = monitored(config)
+        history = fit_epochs(
+            model,
+            epoch_data,
+            pair_batches(
+                tf.constant(dev_set.images), job.extra["dev_pairs"], config.batch_size, unique=unique
+            ),
+            run,
+            config,
+            monitor=monitor,
+            mode=mode,
+            state=state,
+            trainer=trainer,
+            verbose=verbose,
+        )
+        embeddings = _Embeddings(tower_of(model), data.splits, config.options.test_time_augment)
+        return Trained(model, tower_of(model), history, {"embeddings": embeddings})
+
+    def score(self, job: Job, trained: Trained) -> dict:
+        return score_splits(trained.model, job.data, job.config, embeddings=trained.extra["embeddings"])
+
+    def complete(self, job: Job, trained: Trained, metrics: dict, run: RunDir, *, verbose: Any) -> tuple:
+        config = job.config
+        plot_history(trained.history, run.path / "history.png", metric=monitored(config)[2])
+        rows = neighbour_rows(trained.model, job.data, config, embeddings=trained.extra["embeddings"])
+        plot_neighbours(rows, run.path / "neighbours.png")
+        return trained, metrics
+
+    def evaluate(
+        self,
+        run_dir: str | os.PathLike[str],
+        *,
+        data: str | None = None,
+        split: str = "test",
+        test_time_augment: int | None = None,
+        **options: Any,
+    ) -> dict:
+        """Evaluate a finished image-pairs run on a split of its own data (or of ``data``).
+
+        ``data`` is read at the size the tower takes. For Omniglot, ``test`` is the 20 official
+        one-shot runs. ``test_time_augment`` replaces the run's own setting (see
+        :func:`siamese.encode.encoder`).
+
+        Returns:
+            ``{split: {metric: value}}``, as in ``metrics.json``.
+
+        Raises:
+            ConfigError: The folder is not a finished image-pairs run, or the split does not exist.
+            DataError: The data is missing or bad.
+        """
+        run = RunDir(run_dir)
+        config = self.finished_config(run_dir)
+        if test_time_augment is not None:
+            config = dataclasses.replace(
+                config, options=dataclasses.replace(config.options, test_time_augment=test_time_augment)
+            )
+        model = load_model(run.model)
+        loaded = load_data(config, data, size=tuple(tower_of(model).inputs[0].shape[1:3]))
+        if split not in loaded.names():
+            raise ConfigError(f"split {split!r} does not exist here; available: {', '.join(loaded.names())}")
+        return {split: score_splits(model, loaded, config, names=[split])[split]}
 
 
-def evaluate(
-    run_dir: str | os.PathLike[str],
-    *,
-    data: str | None = None,
-    split: str = "test",
-    test_time_augment: int | None = None,
-) -> dict:
-    """Evaluate a finished image-pairs run on a split of its own data (or of ``data``).
-
-    ``data`` is read at the size the tower takes. For Omniglot, ``test`` is the 20 official
-    one-shot runs. ``test_time_augment`` replaces the run's own setting (see :func:`encoder`).
-
-    Returns:
-        ``{split: {metric: value}}``, as in ``metrics.json``.
-
-    Raises:
-        ConfigError: The folder is not a finished image-pairs run, or the split does not exist.
-        DataError: The data is missing or bad.
-    """
-    run = RunDir(run_dir)
-    config = run.finished_config(TASK)
-    if test_time_augment is not None:
-        config.image.test_time_augment = test_time_augment
-    model = load_model(run.model)
-    loaded = load_data(config, data, size=tuple(tower_of(model).inputs[0].shape[1:3]))
-    if split not in loaded.names():
-        raise ConfigError(f"split {split!r} does not exist here; available: {', '.join(loaded.names())}")
-    return {split: score_splits(model, loaded, config, names=[split])[split]}
+TASK = register(ImagePairsTask())

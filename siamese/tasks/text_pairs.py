@@ -6,9 +6,15 @@ classification (default head ``abs-diff`` with binary cross-entropy). Final metr
 each dataset's own scale: Pearson, Spearman and MSE for graded data; accuracy and F1 at the
 threshold chosen on dev, ROC-AUC and average precision for binary data.
 
+Training goes through the fused trainer on token ids (:mod:`siamese.training.fused`): the
+text is turned into ids once, pairs of similar length are batched together and each batch is
+cut to its longest sentence.
+
 With ``--members N`` the run trains N models alike (seeds ``seed`` … ``seed + N - 1``), each a
 run of its own in ``members/K``, and keeps them as one pair model (:mod:`siamese.ensemble`):
-the mean of their scores, a tower whose encoding is their encodings concatenated.
+the mean of their scores, a tower whose encoding is their encodings concatenated. With
+``--refit`` (graded data), once early stopping on dev has picked the epoch count, a second
+model is trained from the same start on train + dev for that many epochs in ``refit/``.
 """
 
 from __future__ import annotations
@@ -18,33 +24,35 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import click
 import keras
 import numpy as np
 import tensorflow as tf
 
-from siamese import ensemble, evaluation, fused, heads, losses
-from siamese.datasets.text import BINARY, GRADED, TextPairs, load_text_dataset
+from siamese import encode, ensemble
+from siamese.datasets.records import TextPairs
+from siamese.datasets.text import load_text_dataset
 from siamese.errors import ConfigError
 from siamese.io import atomic_write_json, read_json
-from siamese.keras_metrics import PearsonCorrelation
-from siamese.models import build_siamese, load_model, load_tower, tower_of
-from siamese.towers import text_tower
-from siamese.training import (
-    RunConfig,
-    RunDir,
-    epoch_permutation,
-    fit_epochs,
-    plot_history,
-    without_autotune,
-)
+from siamese.metrics import evaluators
+from siamese.models import load_model, load_tower, tower_of
+from siamese.tasks.base import Defaults, Job, Task, Trained, option, register
+from siamese.tasks.pair_model import build_pair_model, compile_model, monitored, resolve_pair_settings
+from siamese.towers import RNN_KINDS, SEQUENCE_POOLINGS, text_tower
+from siamese.training import fused
+from siamese.training.config import RunConfig, TaskOptions
+from siamese.training.loop import epoch_permutation, fit_epochs, without_autotune
+from siamese.training.plots import plot_history
+from siamese.training.run_dir import RunDir
 from siamese.vectors import load_word_vectors
 
 logger = logging.getLogger(__name__)
 
-TASK = "text-pairs"
+NAME = "text-pairs"
 #: Sub-folder of a run that holds the second training of ``--refit``.
 REFIT_FOLDER = "refit"
 #: Sub-folder of an ensemble run (``--members``) whose ``K/`` holds member K's run.
@@ -55,9 +63,238 @@ THRESHOLD_METRICS = ("accuracy", "f1")
 ASYMMETRIC_HEADS = frozenset({"concat"})
 
 
+@dataclass
+class TextOptions(TaskOptions):
+    """Settings of the text tower, of reading a CSV/TSV of pairs, and of a text run."""
+
+    SECTION: ClassVar[str] = "text"
+
+    vocab_size: int = 20000
+    sequence_length: int = 30
+    embedding_dim: int | None = 128
+    units: int = 128
+    rnn: str = "lstm"
+    sequence_pooling: str = "last"
+    dropout: float = 0.0
+    word_vectors: str | None = None
+    train_embeddings: bool = True
+    # Words with pretrained vectors added to the vocabulary beyond the training text's
+    # (the most frequent first), so unseen words keep their vector (0: none).
+    vectors_vocabulary: int = 0
+    # Start from the tower of an earlier text run (its folder or its tower.keras): its
+    # vocabulary, layers and weights, under a fresh head (transfer from related pair data).
+    # The tower settings above then describe nothing (train_embeddings still applies).
+    init_tower: str | None = None
+    text_a_col: str = "sentence1"
+    text_b_col: str = "sentence2"
+    label_col: str = "label"
+    sep: str | None = None
+    # Training batches: pairs of similar length are batched together within pools of this
+    # many batches, and each batch is cut to its longest sentence (0: batches in shuffled
+    # order, still cut). See siamese.training.fused.
+    bucket_pool: int = 16
+    # Graded data: once early stopping on dev has picked the epoch count, train again from
+    # the start on train + dev for that many epochs; that model is the run's.
+    refit: bool = False
+    # Train this many models alike (seeds seed, seed + 1, ...) and keep them as one: the
+    # mean of their scores, the concatenation of their towers' encodings (siamese.ensemble).
+    members: int = 1
+    # Binary data: the decision threshold is the one with the best value of this metric on
+    # dev, "accuracy" or "f1".
+    threshold_metric: str = "accuracy"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members <= 0:
+            raise ConfigError(f"members must be a positive integer, got {self.members!r}")
+
+
+class TextPairsTask(Task):
+    """Sentence pairs → a text tower (see the module docstring)."""
+
+    name = NAME
+    summary = "a text tower (TextVectorization, Embedding, LSTM) trained on sentence pairs"
+    data_help = "sick, stsb, mrpc, paws, qqp, a CSV/TSV path or tfds:NAME."
+    rank = 0
+    options_type = TextOptions
+    defaults = Defaults(data="sick", epochs=10, batch_size=64, learning_rate=1e-3)
+    examples = (
+        "siamese-train --task text-pairs --data sick --epochs 10 --out runs/sick",
+        "siamese-train --task text-pairs --data stsb --word-vectors glove-6b-50d --out runs/stsb",
+        "siamese-train --task text-pairs --data mrpc --init-tower runs/sick --out runs/mrpc",
+        "siamese-train --task text-pairs --data sick --members 3 --out runs/sick3",
+        "siamese-train --task text-pairs --data pairs.tsv --text-a-col q1 --text-b-col q2 --label-col dup",
+        "siamese-train --task text-pairs --out runs/sick --resume --epochs 20",
+    )
+
+    def cli_options(self) -> list[click.Option]:
+        o = TextOptions
+        return [
+            option(
+                o,
+                "word_vectors",
+                "--word-vectors",
+                help="Pretrained vectors: glove-6b-50d (the glove extra), a GloVe/word2vec text file, "
+                "or .npy.",
+            ),
+            option(
+                o,
+                "train_embeddings",
+                "--freeze-embeddings",
+                flag_value=False,
+                show_default=False,
+                help="Keep pretrained word vectors fixed.",
+            ),
+            option(
+                o,
+                "vectors_vocabulary",
+                "--vectors-vocabulary",
+                type=click.IntRange(min=0),
+                help="Also put this many of the vectors' most frequent words in the vocabulary.",
+            ),
+            option(o, "units", "--units", type=click.IntRange(min=1), help="LSTM units."),
+            option(
+                o,
+                "embedding_dim",
+                "--embedding-dim",
+                type=click.IntRange(min=1),
+                help="Word embedding width.",
+            ),
+            option(o, "rnn", "--rnn", type=click.Choice(RNN_KINDS)),
+            option(
+                o,
+                "init_tower",
+                "--init-tower",
+                type=click.Path(),
+                help="Start from the tower of an earlier run (its folder or tower.keras) under a fresh head; "
+                "the tower keeps its own vocabulary and layers, so the tower options (--units, --rnn, "
+                "--word-vectors, ...) are not used.",
+            ),
+            option(
+                o,
+                "refit",
+                "--refit",
+                is_flag=True,
+                help="Graded data: once early stopping on dev has picked the epoch count, train again "
+                "from the start on train + dev for that many epochs and keep that model (metrics.json "
+                "keeps the first model's dev figures).",
+            ),
+            option(
+                o,
+                "members",
+                "--members",
+                type=click.IntRange(min=1),
+                help="Train N models alike (seeds SEED, SEED+1, ...; model K in the run's members/K) and "
+                "keep them as one: their scores averaged, their towers' encodings concatenated. With an "
+                "ensemble run as --init-tower, model K starts from its model K.",
+            ),
+            option(
+                o,
+                "threshold_metric",
+                "--threshold-metric",
+                type=click.Choice(THRESHOLD_METRICS),
+                help="Binary data: choose the decision threshold with the best accuracy, or the best F1, "
+                "on dev.",
+            ),
+            option(
+                o,
+                "sequence_pooling",
+                "--sequence-pooling",
+                type=click.Choice(SEQUENCE_POOLINGS),
+                help="The LSTM's last state, or the mean or maximum of its states over the tokens.",
+            ),
+            option(o, "sequence_length", "--sequence-length", type=click.IntRange(min=1)),
+            option(o, "vocab_size", "--vocab-size", type=click.IntRange(min=3)),
+            option(o, "text_a_col", "--text-a-col", help="CSV/TSV: first text column."),
+            option(o, "text_b_col", "--text-b-col", help="CSV/TSV: second text column."),
+            option(o, "label_col", "--label-col", help="CSV/TSV: label column."),
+            option(o, "sep", "--sep", help="CSV/TSV separator (default: from the file extension)."),
+        ]
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self, config: RunConfig, run: RunDir, *, resume: bool, verbose: Any) -> dict:
+        if config.options.members > 1:
+            return _train_members(self, config, run, resume, verbose)
+        return super().run(config, run, resume=resume, verbose=verbose)
+
+    def prepare(self, config: RunConfig, *, resume: bool) -> Job:
+        splits = load_splits(config)
+        config = resolve(config, splits["train"].kind)
+        options = config.options
+        word_vectors = None
+        if options.word_vectors and not resume and not options.init_tower:
+            config, word_vectors = with_word_vectors(config)
+        initial = load_text_tower(options.init_tower) if options.init_tower and not resume else None
+        logger.info(
+            "text pairs %s: train %d, dev %d%s; objective %s, head %s, loss %s",
+            config.data,
+            len(splits["train"]),
+            len(splits["dev"]),
+            f", test {len(splits['test'])}" if "test" in splits else "",
+            config.objective,
+            config.head,
+            config.loss,
+        )
+        return Job(config, splits, {"word_vectors": word_vectors, "initial": initial})
+
+    def build(self, job: Job) -> keras.Model:
+        return build_model(job.config, job.data["train"], job.extra["word_vectors"], job.extra["initial"])
+
+    def fit(self, job: Job, run: RunDir, *, model: keras.Model, state: dict | None, verbose: Any) -> Trained:
+        splits = job.data
+        history = _fit(model, state, job.config, run, splits["train"], splits["dev"], verbose)
+        return Trained(model, tower_of(model), history)
+
+    def score(self, job: Job, trained: Trained) -> dict:
+        return score_splits(trained.model, job.data, job.config)
+
+    def complete(self, job: Job, trained: Trained, metrics: dict, run: RunDir, *, verbose: Any) -> tuple:
+        config = job.config
+        plot_history(trained.history, run.path / "history.png", metric=monitored(config)[2])
+        if config.options.refit:
+            model = _refit(config, run, job.data, job.extra["word_vectors"], verbose)
+            metrics = {**score_splits(model, job.data, config), "dev": metrics["dev"]}
+            trained = Trained(model, tower_of(model), trained.history)
+        return trained, metrics
+
+    def evaluate(
+        self, run_dir: str | os.PathLike[str], *, data: str | None = None, split: str = "test", **options: Any
+    ) -> dict:
+        """Evaluate a finished text-pairs run on a split of its own data (or of ``data``).
+
+        Returns:
+            ``{split: {metric: value}}``; for binary data the threshold is chosen on the dev split.
+
+        Raises:
+            ConfigError: The folder is not a finished text-pairs run, or the split does not exist.
+        """
+        run = RunDir(run_dir)
+        config = self.finished_config(run_dir)
+        splits = load_splits(config, data)
+        if split not in splits:
+            raise ConfigError(f"split {split!r} does not exist here; available: {', '.join(splits)}")
+        wanted = {split: splits[split]}
+        if config.objective == "binary":
+            wanted.setdefault("dev" if "dev" in splits else "train", splits.get("dev", splits["train"]))
+        if config.options.refit and split == "dev":
+            logger.warning(
+                "%s was refit on train + dev: these dev figures are not held out "
+                "(metrics.json keeps those of the model chosen on dev)",
+                run.path,
+            )
+        model = load_model(run.model)
+        return {split: score_splits(model, wanted, config)[split]}
+
+
+TASK = register(TextPairsTask())
+
+
+# ---------------------------------------------------------------------- data and settings
+
+
 def load_splits(config: RunConfig, data: str | None = None) -> dict[str, TextPairs]:
     """Read the run's dataset (or ``data``) as train/dev/test pairs."""
-    options = config.text
+    options = config.options
     return load_text_dataset(
         data or config.data,
         text_a_col=options.text_a_col,
@@ -69,44 +306,35 @@ def load_splits(config: RunConfig, data: str | None = None) -> dict[str, TextPai
     )
 
 
-def resolve_defaults(config: RunConfig, kind: str) -> RunConfig:
-    """Fill in objective, head and loss from the data's kind, and check they fit together."""
-    objective = config.objective or ("regression" if kind == GRADED else "binary")
-    if objective == "regression" and kind == BINARY:
-        raise ConfigError("--objective regression needs graded scores; this dataset has binary labels")
-    head = config.head or ("manhattan" if objective == "regression" else "abs-diff")
-    if head not in heads.HEADS:
-        raise ConfigError(f"--head must be one of {', '.join(heads.HEADS)}; got {head!r}")
-    default_loss = (
-        "contrastive"
-        if head in heads.DISTANCE_HEADS
-        else ("mse" if objective == "regression" else "binary-crossentropy")
-    )
-    loss = config.loss or default_loss
-    if loss not in losses.LOSSES:
-        raise ConfigError(f"--loss must be one of {', '.join(losses.LOSSES)}; got {loss!r}")
-    if head in heads.DISTANCE_HEADS and (objective != "binary" or loss != "contrastive"):
-        raise ConfigError(
-            f"the {head} head outputs a distance: use it with binary data and --loss contrastive"
-        )
-    if loss == "contrastive" and head not in heads.DISTANCE_HEADS:
-        raise ConfigError("--loss contrastive works on a distance: use it with --head euclidean")
-    if config.text.threshold_metric not in THRESHOLD_METRICS:
+def resolve(config: RunConfig, kind: str) -> RunConfig:
+    """Fill in objective, head and loss from the data's kind, and check the text options fit."""
+    config = resolve_pair_settings(config, kind)
+    if config.options.threshold_metric not in THRESHOLD_METRICS:
         raise ConfigError(
             f"--threshold-metric must be one of {', '.join(THRESHOLD_METRICS)}; "
-            f"got {config.text.threshold_metric!r}"
+            f"got {config.options.threshold_metric!r}"
         )
-    if config.text.refit and objective != "regression":
+    if config.options.refit and config.objective != "regression":
         raise ConfigError(
             "--refit needs graded data (--objective regression): a binary run's threshold is chosen on dev"
         )
-    config.objective, config.head, config.loss = objective, head, loss
     return config
+
+
+def with_word_vectors(config: RunConfig) -> tuple[RunConfig, Any]:
+    """The run's pretrained vectors, and the config with the embedding width set to theirs."""
+    word_vectors = load_word_vectors(config.options.word_vectors)
+    if config.options.embedding_dim != word_vectors.dim:
+        logger.info("embedding width set to the word vectors' %d", word_vectors.dim)
+        config = dataclasses.replace(
+            config, options=dataclasses.replace(config.options, embedding_dim=word_vectors.dim)
+        )
+    return config, word_vectors
 
 
 def _targets(pairs: TextPairs, config: RunConfig) -> np.ndarray:
     if config.objective == "regression":
-        return evaluation.from_scale(pairs.labels, pairs.scale)
+        return evaluators.from_scale(pairs.labels, pairs.scale)
     return pairs.labels.astype(np.float32)
 
 
@@ -114,13 +342,16 @@ def _inputs(pairs: TextPairs) -> list[np.ndarray]:
     return [np.asarray(pairs.a, dtype=object), np.asarray(pairs.b, dtype=object)]
 
 
+# ---------------------------------------------------------------------- the model
+
+
 def build_model(
     config: RunConfig, train: TextPairs, word_vectors: Any = None, tower: keras.Model | None = None
 ) -> keras.Model:
     """A fresh, compiled pair model whose tower's vocabulary is adapted on the training text,
-    or which starts from ``tower`` (loaded from ``config.text.init_tower`` if not given)."""
+    or which starts from ``tower`` (loaded from ``config.options.init_tower`` if not given)."""
     keras.utils.set_random_seed(config.seed)  # the head's initial weights, too, follow the seed
-    options = config.text
+    options = config.options
     if tower is None and options.init_tower:
         tower = load_text_tower(options.init_tower)
     if tower is not None:
@@ -129,12 +360,7 @@ def build_model(
                 layer.trainable = options.train_embeddings
     else:
         tower = _new_tower(config, train, word_vectors)
-    head_options = {"hidden_units": config.head_hidden_units} if config.head == "concat" else {}
-    if config.head_hidden_units and config.head != "concat":
-        raise ConfigError("--head-hidden applies to the concat head only")
-    model = build_siamese(tower, config.head, **head_options)
-    compile_model(model, config)
-    return model
+    return build_pair_model(tower, config)
 
 
 def load_text_tower(path: str | os.PathLike[str]) -> keras.Model:
@@ -147,7 +373,7 @@ def load_text_tower(path: str | os.PathLike[str]) -> keras.Model:
         tower = load_tower(path)
     except ConfigError as exc:
         raise ConfigError(f"--init-tower: {exc}") from None
-    if not fused.trimmable(tower):
+    if not encode.trimmable(tower):
         members = Path(path) / MEMBERS_FOLDER
         if members.is_dir():
             raise ConfigError(
@@ -160,7 +386,7 @@ def load_text_tower(path: str | os.PathLike[str]) -> keras.Model:
 
 
 def _new_tower(config: RunConfig, train: TextPairs, word_vectors: Any) -> keras.Model:
-    options = config.text
+    options = config.options
     return text_tower(
         list(train.a) + list(train.b),
         vocab_size=options.vocab_size,
@@ -177,185 +403,7 @@ def _new_tower(config: RunConfig, train: TextPairs, word_vectors: Any) -> keras.
     )
 
 
-def compile_model(model: keras.Model, config: RunConfig, *, optimizer: Any = None) -> None:
-    """Compile with Adam (or ``optimizer``), the run's loss, and the per-epoch metric shown."""
-    if config.objective == "regression":
-        shown: list[Any] = [PearsonCorrelation()]
-    elif config.loss == "binary-crossentropy":
-        shown = [keras.metrics.BinaryAccuracy(name="accuracy")]
-    else:
-        shown = []
-    model.compile(
-        optimizer=optimizer or keras.optimizers.Adam(config.learning_rate, clipnorm=1.0),
-        loss=losses.get(config.loss),
-        metrics=shown,
-    )
-
-
-def monitored(config: RunConfig) -> tuple[str, str, str]:
-    """(history key watched for early stopping, its mode, the metric plotted beside the loss)."""
-    if config.objective == "regression":
-        return "val_pearson", "max", "pearson"
-    if config.loss == "binary-crossentropy":
-        return "val_loss", "min", "accuracy"
-    return "val_loss", "min", "loss"
-
-
-def score_splits(
-    model: keras.Model, splits: dict[str, TextPairs], config: RunConfig, *, batch_size: int = 512
-) -> dict[str, dict[str, float]]:
-    """Metrics of every split on the data's own scale (binary: threshold chosen on dev)."""
-    outputs = {
-        name: evaluation.pair_outputs(model, p.a, p.b, batch_size=batch_size) for name, p in splits.items()
-    }
-    result: dict[str, dict[str, float]] = {}
-    if config.objective == "regression":
-        for name, pairs in splits.items():
-            result[name] = evaluation.graded_metrics(
-                evaluation.to_scale(outputs[name], pairs.scale), pairs.labels
-            )
-        return result
-    scores = {name: evaluation.similarity(out, config.head) for name, out in outputs.items()}
-    reference = "dev" if "dev" in splits else "train"
-    threshold = evaluation.choose_threshold(
-        scores[reference], splits[reference].labels, config.text.threshold_metric
-    )
-    for name, pairs in splits.items():
-        result[name] = evaluation.binary_metrics(scores[name], pairs.labels, threshold)
-    return result
-
-
-def train(
-    config: RunConfig, out: str | os.PathLike[str], *, resume: bool = False, verbose: Any = "auto"
-) -> dict:
-    """Train a text tower on pairs and write the run folder.
-
-    With ``config.text.members`` above 1, each member is such a run of its own in
-    ``members/K`` and the run keeps them as one ensemble model (see :func:`_train_members`).
-
-    With ``config.text.refit`` (graded data), once early stopping on dev has picked the
-    epoch count, a second model is trained from the same start on train + dev for that many
-    epochs (in the run's ``refit/`` folder, with its own checkpoints) and becomes the run's
-    model and tower. ``metrics.json`` then holds the first model's dev figures (dev is in the
-    second one's training data) and the second one's train and test figures.
-
-    Args:
-        config: The run's settings (``task`` must be ``text-pairs``).
-        out: The run folder.
-        resume: Continue the run in ``out`` from its last checkpoint.
-        verbose: Keras's progress display (``"auto"``, 0, 1 or 2).
-
-    Returns:
-        The metrics written to ``metrics.json``: split → metric → value.
-    """
-    run = RunDir(out)
-    if resume:
-        config = run.reopen(config)
-    if config.text.members > 1:
-        return _train_members(config, run, resume, verbose)
-    splits = load_splits(config)
-    train_pairs, dev_pairs = splits["train"], splits["dev"]
-    config = resolve_defaults(config, train_pairs.kind)
-    word_vectors = None
-    if config.text.word_vectors and not resume and not config.text.init_tower:
-        word_vectors = _word_vectors(config)
-    checkpoint = run.load_checkpoint() if resume else None
-    initial = load_text_tower(config.text.init_tower) if config.text.init_tower and not resume else None
-    if not resume:
-        run.prepare(config, resume=False)
-    logger.info(
-        "text pairs %s: train %d, dev %d%s; objective %s, head %s, loss %s",
-        config.data,
-        len(train_pairs),
-        len(dev_pairs),
-        f", test {len(splits['test'])}" if "test" in splits else "",
-        config.objective,
-        config.head,
-        config.loss,
-    )
-    if checkpoint is not None:
-        model, state = checkpoint
-        logger.info("resuming %s after epoch %d", run.path, state["epoch"])
-    else:
-        model, state = build_model(config, train_pairs, word_vectors, initial), None
-    history = _fit(model, state, config, run, train_pairs, dev_pairs, verbose)
-    metrics = score_splits(model, splits, config)
-    plot_history(history, run.path / "history.png", metric=monitored(config)[2])
-    if config.text.refit:
-        model = _refit(config, run, splits, word_vectors, verbose)
-        metrics = {**score_splits(model, splits, config), "dev": metrics["dev"]}
-    run.finish(model, tower_of(model), metrics)
-    return metrics
-
-
-def _train_members(config: RunConfig, run: RunDir, resume: bool, verbose: Any) -> dict:
-    """Train (or, on resume, finish) each member's run in ``members/K``, then save them as
-    one ensemble model. With ``--refit`` the dev figures are the mean of the members' own
-    (each chosen on dev before its refit), since dev is in every member's training data."""
-    splits = load_splits(config)
-    config = resolve_defaults(config, splits["train"].kind)
-    if not resume:  # a bad start is reported before any folder is made, as for one model
-        start = _member_config(config, 0, 0.0).text.init_tower
-        if start:
-            load_text_tower(start)
-        elif config.text.word_vectors:
-            _word_vectors(config)
-        run.prepare(config, resume=False)
-    began = time.monotonic()
-    count = config.text.members
-    folders = [RunDir(run.path / MEMBERS_FOLDER / str(k)) for k in range(count)]
-    for k, member in enumerate(folders):
-        if member.is_complete():
-            continue
-        member_config = _member_config(config, k, time.monotonic() - began)
-        again = member.read_state() is not None
-        if member.path.exists() and not again:  # stopped before its first epoch ended
-            shutil.rmtree(member.path)
-        logger.info("member %d of %d (seed %d) in %s", k + 1, count, member_config.seed, member.path)
-        train(member_config, member.path, resume=again, verbose=verbose)
-    model = ensemble.ensemble_model([load_model(member.model) for member in folders])
-    metrics = score_splits(model, splits, config)
-    if config.text.refit:
-        devs = [read_json(member.metrics)["dev"] for member in folders]
-        metrics["dev"] = {name: float(np.mean([dev[name] for dev in devs])) for name in devs[0]}
-        metrics["dev"]["n"] = devs[0]["n"]
-    history = {
-        f"member_{k}/{name}": values
-        for k, member in enumerate(folders)
-        for name, values in read_json(member.history).items()
-    }
-    atomic_write_json(run.history, history)
-    run.finish(model, tower_of(model), metrics)
-    logger.info("ensemble of %d members saved in %s", count, run.path)
-    return metrics
-
-
-def _member_config(config: RunConfig, k: int, spent: float) -> RunConfig:
-    """Member ``k``'s settings: seed ``seed + k``, the time budget left, and the tower to
-    start from (member ``k``'s of an ensemble ``--init-tower``, by turns if it has fewer)."""
-    start = config.text.init_tower
-    if start and (Path(start) / MEMBERS_FOLDER).is_dir():
-        try:
-            count = RunDir(start).finished_config(TASK).text.members
-        except ConfigError as exc:
-            raise ConfigError(f"--init-tower: {exc}") from None
-        start = str(Path(start) / MEMBERS_FOLDER / str(k % count))
-    budget = None if config.time_budget is None else max(config.time_budget - spent, 1.0)
-    return dataclasses.replace(
-        config,
-        seed=config.seed + k,
-        time_budget=budget,
-        text=dataclasses.replace(config.text, members=1, init_tower=start),
-    )
-
-
-def _word_vectors(config: RunConfig) -> Any:
-    """The run's pretrained vectors (the embedding width follows them)."""
-    word_vectors = load_word_vectors(config.text.word_vectors)
-    if config.text.embedding_dim != word_vectors.dim:
-        logger.info("embedding width set to the word vectors' %d", word_vectors.dim)
-        config.text.embedding_dim = word_vectors.dim
-    return word_vectors
+# ---------------------------------------------------------------------- training
 
 
 def _fit(
@@ -371,8 +419,8 @@ def _fit(
     early-stopping on ``dev_pairs`` (``None``: every epoch of ``config.epochs``, none watched)."""
     trainer = fused.fused_trainer(model, token_ids=True)
     compile_model(trainer, config, optimizer=model.optimizer)
-    vectorizer = fused.text_vectorizer(tower_of(model))
-    ids_a, ids_b = (fused.token_ids(vectorizer, side) for side in _inputs(train_pairs))
+    vectorizer = encode.text_vectorizer(tower_of(model))
+    ids_a, ids_b = (encode.token_ids(vectorizer, side) for side in _inputs(train_pairs))
     y_train = _targets(train_pairs, config)
     if config.swap_pairs and config.head in ASYMMETRIC_HEADS:
         ids_a, ids_b = np.concatenate([ids_a, ids_b]), np.concatenate([ids_b, ids_a])
@@ -385,7 +433,7 @@ def _fit(
             lengths,
             order,
             config.batch_size,
-            pool_batches=config.text.bucket_pool,
+            pool_batches=config.options.bucket_pool,
             rng=np.random.default_rng([config.seed, epoch, 1]),
         )
         if epoch == (state or {}).get("epoch", 0):
@@ -399,7 +447,7 @@ def _fit(
 
     dev_data = None
     if dev_pairs is not None:
-        dev_a, dev_b = (fused.token_ids(vectorizer, side) for side in _inputs(dev_pairs))
+        dev_a, dev_b = (encode.token_ids(vectorizer, side) for side in _inputs(dev_pairs))
         dev_lengths = fused.pair_lengths(dev_a, dev_b)
         dev_batches = fused.batch_order(
             dev_lengths, np.argsort(dev_lengths, kind="stable"), config.batch_size, pool_batches=0, rng=None
@@ -436,7 +484,7 @@ def _refit(
         epochs=epochs,
         patience=0,
         lr_patience=0,
-        text=dataclasses.replace(config.text, refit=False),
+        options=dataclasses.replace(config.options, refit=False),
     )
     pooled = splits["train"].joined(splits["dev"])
     sub = RunDir(run.path / REFIT_FOLDER)
@@ -449,9 +497,9 @@ def _refit(
         if sub.config.is_file():  # stopped before its first epoch ended: start it again
             shutil.rmtree(sub.path)
         sub.prepare(refit_config, resume=False)
-        options = config.text
+        options = config.options
         if word_vectors is None and options.word_vectors and not options.init_tower:
-            word_vectors = _word_vectors(config)
+            config, word_vectors = with_word_vectors(config)
         tower = load_text_tower(options.init_tower) if options.init_tower else None
         model, state = build_model(refit_config, pooled, word_vectors, tower), None
     logger.info(
@@ -484,28 +532,92 @@ def _id_dataset(
     return without_autotune(dataset)
 
 
-def evaluate(run_dir: str | os.PathLike[str], *, data: str | None = None, split: str = "test") -> dict:
-    """Evaluate a finished text-pairs run on a split of its own data (or of ``data``).
+# ---------------------------------------------------------------------- scoring
 
-    Returns:
-        ``{split: {metric: value}}``; for binary data the threshold is chosen on the dev split.
 
-    Raises:
-        ConfigError: The folder is not a finished text-pairs run, or the split does not exist.
-    """
-    run = RunDir(run_dir)
-    config = run.finished_config(TASK)
-    splits = load_splits(config, data)
-    if split not in splits:
-        raise ConfigError(f"split {split!r} does not exist here; available: {', '.join(splits)}")
-    wanted = {split: splits[split]}
-    if config.objective == "binary":
-        wanted.setdefault("dev" if "dev" in splits else "train", splits.get("dev", splits["train"]))
-    if config.text.refit and split == "dev":
-        logger.warning(
-            "%s was refit on train + dev: these dev figures are not held out "
-            "(metrics.json keeps those of the model chosen on dev)",
-            run.path,
-        )
-    model = load_model(run.model)
-    return {split: score_splits(model, wanted, config)[split]}
+def score_splits(
+    model: keras.Model, splits: dict[str, TextPairs], config: RunConfig, *, batch_size: int = 512
+) -> dict[str, dict[str, float]]:
+    """Metrics of every split on the data's own scale (binary: threshold chosen on dev)."""
+    outputs = {
+        name: evaluators.pair_outputs(model, p.a, p.b, batch_size=batch_size) for name, p in splits.items()
+    }
+    result: dict[str, dict[str, float]] = {}
+    if config.objective == "regression":
+        for name, pairs in splits.items():
+            result[name] = evaluators.graded_metrics(
+                evaluators.to_scale(outputs[name], pairs.scale), pairs.labels
+            )
+        return result
+    scores = {name: evaluators.similarity(out, config.head) for name, out in outputs.items()}
+    reference = "dev" if "dev" in splits else "train"
+    threshold = evaluators.choose_threshold(
+        scores[reference], splits[reference].labels, config.options.threshold_metric
+    )
+    for name, pairs in splits.items():
+        result[name] = evaluators.binary_metrics(scores[name], pairs.labels, threshold)
+    return result
+
+
+# ---------------------------------------------------------------------- ensembles
+
+
+def _train_members(task: TextPairsTask, config: RunConfig, run: RunDir, resume: bool, verbose: Any) -> dict:
+    """Train (or, on resume, finish) each member's run in ``members/K``, then save them as
+    one ensemble model. With ``--refit`` the dev figures are the mean of the members' own
+    (each chosen on dev before its refit), since dev is in every member's training data."""
+    splits = load_splits(config)
+    config = resolve(config, splits["train"].kind)
+    if not resume:  # a bad start is reported before any folder is made, as for one model
+        start = _member_config(config, 0, 0.0).options.init_tower
+        if start:
+            load_text_tower(start)
+        elif config.options.word_vectors:
+            config, _ = with_word_vectors(config)
+        run.prepare(config, resume=False)
+    began = time.monotonic()
+    count = config.options.members
+    folders = [RunDir(run.path / MEMBERS_FOLDER / str(k)) for k in range(count)]
+    for k, member in enumerate(folders):
+        if member.is_complete():
+            continue
+        member_config = _member_config(config, k, time.monotonic() - began)
+        again = member.read_state() is not None
+        if member.path.exists() and not again:  # stopped before its first epoch ended
+            shutil.rmtree(member.path)
+        logger.info("member %d of %d (seed %d) in %s", k + 1, count, member_config.seed, member.path)
+        task.train(member_config, member.path, resume=again, verbose=verbose)
+    model = ensemble.ensemble_model([load_model(member.model) for member in folders])
+    metrics = score_splits(model, splits, config)
+    if config.options.refit:
+        devs = [read_json(member.metrics)["dev"] for member in folders]
+        metrics["dev"] = {name: float(np.mean([dev[name] for dev in devs])) for name in devs[0]}
+        metrics["dev"]["n"] = devs[0]["n"]
+    history = {
+        f"member_{k}/{name}": values
+        for k, member in enumerate(folders)
+        for name, values in read_json(member.history).items()
+    }
+    atomic_write_json(run.history, history)
+    run.finish(model, tower_of(model), metrics)
+    logger.info("ensemble of %d members saved in %s", count, run.path)
+    return metrics
+
+
+def _member_config(config: RunConfig, k: int, spent: float) -> RunConfig:
+    """Member ``k``'s settings: seed ``seed + k``, the time budget left, and the tower to
+    start from (member ``k``'s of an ensemble ``--init-tower``, by turns if it has fewer)."""
+    start = config.options.init_tower
+    if start and (Path(start) / MEMBERS_FOLDER).is_dir():
+        try:
+            count = TASK.finished_config(start).options.members
+        except ConfigError as exc:
+            raise ConfigError(f"--init-tower: {exc}") from None
+        start = str(Path(start) / MEMBERS_FOLDER / str(k % count))
+    budget = None if config.time_budget is None else max(config.time_budget - spent, 1.0)
+    return dataclasses.replace(
+        config,
+        seed=config.seed + k,
+        time_budget=budget,
+        options=dataclasses.replace(config.options, members=1, init_tower=start),
+    )

@@ -1,0 +1,216 @@
+"""``siamese-train --task NAME``: the options common to every task, plus the chosen task's own.
+
+The command reads ``--task`` first and offers only the options that task takes: the common
+settings it reads (:attr:`siamese.tasks.Task.settings`) and its own options
+(:meth:`siamese.tasks.Task.cli_options`). ``--task NAME --help`` lists exactly those; an
+option of another task is refused with one line naming the task it belongs to, before any
+folder is made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import click
+
+from siamese import tasks
+from siamese.cli.common import UsageLikeError, echo_metrics, friendly_errors, setup_logging
+from siamese.errors import SiameseError
+from siamese.training.config import RunConfig
+
+_TASK_KEY = "siamese.task"
+_RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+
+
+def _common_options(task: tasks.Task) -> list[click.Option]:
+    """The options of the common settings, with the task's defaults where they differ."""
+    d = task.defaults
+    defined: dict[str, click.Option] = {
+        "data": click.Option(["--data"], default=d.data, show_default=True, help=task.data_help),
+        "objective": click.Option(
+            ["--objective"],
+            type=click.Choice(["regression", "binary"]),
+            default=None,
+            help="Default: regression for graded scores, binary for 0/1 labels.",
+        ),
+        "head": click.Option(
+            ["--head"], default=None, help="Similarity head: abs-diff, manhattan, cosine, euclidean, concat."
+        ),
+        "head_hidden_units": click.Option(
+            ["--head-hidden", "head_hidden_units"],
+            type=click.IntRange(min=0),
+            default=_RUN_DEFAULTS["head_hidden_units"],
+            show_default=True,
+            help="Hidden ReLU units in the concat head (0: none).",
+        ),
+        "loss": click.Option(
+            ["--loss"], default=None, help="Loss: mse, binary-crossentropy, contrastive, mae."
+        ),
+        "epochs": click.Option(
+            ["--epochs"], type=click.IntRange(min=1), default=d.epochs, show_default=True, help="Most epochs."
+        ),
+        "batch_size": click.Option(
+            ["--batch-size"], type=click.IntRange(min=1), default=d.batch_size, show_default=True
+        ),
+        "learning_rate": click.Option(
+            ["--learning-rate"],
+            type=click.FloatRange(min=0, min_open=True),
+            default=d.learning_rate,
+            show_default=True,
+            help="Adam's learning rate.",
+        ),
+        "patience": click.Option(
+            ["--patience"],
+            type=click.IntRange(min=0),
+            default=_RUN_DEFAULTS["patience"],
+            show_default=True,
+            help="Stop after this many epochs without improvement on dev (0: never).",
+        ),
+        "lr_patience": click.Option(
+            ["--lr-patience"],
+            type=click.IntRange(min=0),
+            default=_RUN_DEFAULTS["lr_patience"],
+            show_default=True,
+            help="Lower the learning rate after this many epochs without improvement on dev (0: never).",
+        ),
+        "lr_factor": click.Option(
+            ["--lr-factor"],
+            type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+            default=_RUN_DEFAULTS["lr_factor"],
+            show_default=True,
+            help="What --lr-patience multiplies the learning rate by.",
+        ),
+        "seed": click.Option(["--seed"], type=int, default=_RUN_DEFAULTS["seed"], show_default=True),
+        "time_budget": click.Option(
+            ["--time-budget"],
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="Seconds of training allowed; stops before an epoch that would overrun it.",
+        ),
+    }
+    options = [_task_option(), *(option for name, option in defined.items() if name in task.settings)]
+    options.append(
+        click.Option(
+            ["--out", "out_dir"],
+            type=click.Path(file_okay=False),
+            default=None,
+            help="Run folder to write (default: runs/TASK-DATA).",
+        )
+    )
+    if task.resumable:
+        options.append(
+            click.Option(
+                ["--resume"], is_flag=True, help="Continue the run in --out from its last checkpoint."
+            )
+        )
+    options.append(click.Option(["-v", "--verbose"], is_flag=True, help="Log debug messages."))
+    return options
+
+
+def _task_option() -> click.Option:
+    return click.Option(
+        ["--task"], type=click.Choice(tasks.names()), required=True, help="What to train (see below)."
+    )
+
+
+def _peek_task(args: list[str]) -> str | None:
+    """The value of ``--task`` in the raw arguments, if any."""
+    for i, arg in enumerate(args):
+        if arg == "--task" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--task="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _owners(flag: str) -> list[str]:
+    """The tasks that take the option ``flag``."""
+    found = []
+    for task in tasks.all_tasks():
+        params = [*_common_options(task), *task.cli_options()]
+        if any(flag in (*p.opts, *p.secondary_opts) for p in params):
+            found.append(task.name)
+    return found
+
+
+class TrainCommand(click.Command):
+    """A click command whose options are those of the task named by ``--task``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        name = _peek_task(args)
+        if name is not None and name not in tasks.names():
+            raise UsageLikeError(f"--task {name!r} is not a task; choose one of {', '.join(tasks.names())}")
+        if name is None and not any(arg in self.get_help_option_names(ctx) for arg in args):
+            raise UsageLikeError(f"--task is required: choose one of {', '.join(tasks.names())}")
+        ctx.meta[_TASK_KEY] = name
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            owners = _owners(exc.option_name)
+            if name is not None and owners:
+                raise UsageLikeError(
+                    f"{exc.option_name} applies to --task {', '.join(owners)} only"
+                ) from None
+            raise UsageLikeError(exc.format_message()) from None
+        except click.UsageError as exc:  # a bad value, say: one line, like the toolkit's own errors
+            raise UsageLikeError(exc.format_message()) from None
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        name = ctx.meta.get(_TASK_KEY)
+        params: list[click.Parameter] = [_task_option()]
+        if name is not None:
+            task = tasks.get(name)
+            params = [*_common_options(task), *task.cli_options()]
+        help_option = self.get_help_option(ctx)
+        return params if help_option is None else [*params, help_option]
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        name = ctx.meta.get(_TASK_KEY)
+        chosen = [tasks.get(name)] if name is not None else tasks.all_tasks()
+        if name is None:
+            with formatter.section("Tasks (each takes options of its own: siamese-train --task NAME --help)"):
+                formatter.write_dl([(task.name, task.summary) for task in chosen])
+        examples = [example for task in chosen for example in task.examples]
+        if examples:
+            formatter.write_paragraph()
+            formatter.write_text("Examples:")
+            for example in examples:  # not wrapped: each is one command to copy
+                formatter.write(f"{'':>{formatter.current_indent + 2}}{example}\n")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        name = ctx.meta.get(_TASK_KEY)
+        if name is None:
+            super().format_options(ctx, formatter)
+            return
+        own = {param.name for param in tasks.get(name).cli_options()}
+        sections = {"Options": [], f"Options of --task {name}": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections[f"Options of --task {name}" if param.name in own else "Options"].append(record)
+        for title, records in sections.items():
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+
+@click.command(cls=TrainCommand)
+@friendly_errors
+def train(**values: Any) -> None:
+    """Train a Siamese model and write its run folder (model, tower, config, metrics)."""
+    setup_logging(values.pop("verbose"))
+    task = tasks.get(values.pop("task"))
+    out_dir, resume = values.pop("out_dir"), values.pop("resume", False)
+    option_names = [param.name for param in task.cli_options()]
+    options = task.options_from_cli({name: values.pop(name) for name in option_names})
+    config = task.configure(RunConfig(task=task.name, options=options, **values))
+    if out_dir is None:
+        if resume:
+            raise SiameseError("--resume needs --out, the run folder to continue")
+        stem = Path(config.data).stem.replace(":", "-").replace("/", "-")
+        out_dir = str(Path("runs") / f"{task.name}-{stem}")
+    metrics = task.train(config, out_dir, resume=resume)
+    click.echo(f"run folder: {out_dir}")
+    echo_metrics(metrics)

@@ -1,0 +1,716 @@
+"""The index: a corpus embedded by a tower, searchable by raw query (or by vector).
+
+:class:`Index` keeps three things in step: the FAISS index, one stable ``int64`` id per
+vector, and one JSON payload per id (the text, the image path, or anything the caller gives).
+Cosine similarity is L2 normalisation plus an inner-product index, done for the caller.
+
+:meth:`Index.search` takes raw items (what the tower takes: strings, images, image files,
+ids) and :meth:`Index.search_vectors` takes vectors; neither guesses which it was given.
+The folder format is described in :mod:`siamese.index.folder`; saving replaces the folder
+atomically (:func:`siamese.io.atomic_folder`), and a reader that meets a folder being
+replaced reads it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import faiss
+import keras
+import numpy as np
+
+from siamese import encode, metrics
+from siamese._version import __version__
+from siamese.checks import positive_int
+from siamese.errors import ConfigError, IndexFileError
+from siamese.index import faiss_helpers
+from siamese.index.folder import FORMAT_VERSION, MANIFEST_FILE, read_folder, write_folder
+from siamese.io import atomic_folder, checksum, folder_identity, readable_folder
+from siamese.models import load_tower
+
+logger = logging.getLogger(__name__)
+
+#: Reads of a folder that another process is replacing, before giving up.
+_LOAD_ATTEMPTS = 20
+
+METRICS = faiss_helpers.METRICS
+
+
+class Hit(NamedTuple):
+    """One search result.
+
+    Attributes:
+        id: The item's ``int64`` id.
+        score: Cosine similarity (``"cosine"``), inner product (``"ip"``) or Euclidean
+            distance (``"l2"``, the square root of FAISS's squared distance).
+        payload: The item's JSON payload (text, file path, or what was given).
+    """
+
+    id: int
+    score: float
+    payload: Any
+
+
+class Index:
+    """A FAISS index over embeddings, with stable ids, payloads and an atomic folder format.
+
+    Create one with :meth:`build` (raw items and a tower) or :meth:`from_vectors`, or open a
+    saved one with :meth:`load`. Results are best first: highest similarity for ``"cosine"``
+    and ``"ip"``, lowest distance for ``"l2"``.
+    """
+
+    def __init__(self, faiss_index: faiss.Index, *, dim: int, metric: str, factory: str) -> None:
+        """Wrap an empty FAISS index; use :meth:`build`, :meth:`from_vectors` or :meth:`load`."""
+        self._faiss = faiss_index
+        self._dim = dim
+        self._metric = metric
+        self._factory = factory
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._vectors = np.zeros((0, dim), dtype=np.float32)
+        self._payloads: list[Any] = []
+        self._rows: dict[int, int] = {}
+        self._id_map: np.ndarray | None = None  # FAISS's row -> id map, copied on the first search
+        self._tower: keras.Model | None = None
+        self._tower_path: Path | None = None
+        self._tower_sha256: str | None = None
+        self._created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self._folder: Path | None = None
+        self._files: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ creating
+
+    @classmethod
+    def build(
+        cls,
+        tower: keras.Model | None,
+        items: Sequence[Any] | np.ndarray,
+        *,
+        ids: Sequence[int] | np.ndarray | None = None,
+        payloads: Sequence[Any] | None = None,
+        factory: str = "Flat",
+        metric: str = "cosine",
+        batch_size: int = 256,
+        train_sample: int = 100_000,
+        seed: int = 0,
+        tower_path: str | os.PathLike[str] | None = None,
+        progress: bool = True,
+    ) -> Index:
+        """Embed a corpus with a tower and index it.
+
+        Args:
+            tower: The tower that embeds ``items`` (and later the queries). ``None`` loads it
+                from ``tower_path`` if given, else takes ``items`` as precomputed vectors.
+            items: Strings (text tower); ``(n, H, W, C)`` images or image file paths (image
+                tower); ids (categorical tower); or an ``(n, dim)`` array without a tower.
+            ids: One non-negative ``int64`` id per item, unique; default ``0..n-1``.
+            payloads: One JSON-serialisable payload per item; default the text for strings,
+                the path for image files, else ``None``.
+            factory: FAISS factory string, e.g. ``"Flat"``, ``"IVF256,Flat"``, ``"HNSW32"``,
+                ``"IVF256,PQ16"``.
+            metric: ``"cosine"``, ``"ip"`` (inner product) or ``"l2"``.
+            batch_size: Items per forward pass of the tower.
+            train_sample: At most this many vectors (a seeded sample) train IVF/PQ indexes.
+            seed: Seed of that sample.
+            tower_path: The file the tower is saved in (``tower.keras``); recorded with its
+                sha256 so that :meth:`load` can bring the tower back and detect a changed one.
+            progress: Show a progress bar on stderr while embedding.
+
+        Returns:
+            The filled index.
+
+        Raises:
+            ConfigError: Empty corpus, duplicate or negative ids, mismatched lengths, items the
+                tower cannot take, an unknown metric or factory string, or too few vectors to
+                train the index.
+            DataError: An image file cannot be read.
+        """
+        if tower is None and tower_path is not None:
+            tower = load_tower(tower_path)
+        if tower is None:
+            return cls.from_vectors(
+                items,
+                ids=ids,
+                payloads=payloads,
+                factory=factory,
+                metric=metric,
+                train_sample=train_sample,
+                seed=seed,
+            )
+        sha256 = None if tower_path is None else checksum(Path(tower_path), ConfigError)
+        items = encode.item_list(items)
+        if len(items) == 0:
+            raise ConfigError("empty corpus: there are no items to index")
+        vectors = encode.embed(tower, items, batch_size=batch_size, progress=progress)
+        index = cls.from_vectors(
+            vectors,
+            ids=ids,
+            payloads=default_payloads(tower, items) if payloads is None else payloads,
+            factory=factory,
+            metric=metric,
+            train_sample=train_sample,
+            seed=seed,
+        )
+        index._tower = tower
+        index._tower_sha256 = sha256
+        index._tower_path = None if tower_path is None else Path(os.path.abspath(tower_path))
+        if tower_path is None:
+            logger.info("no tower_path given: a loaded copy of this index will need tower= to embed queries")
+        return index
+
+    @classmethod
+    def from_vectors(
+        cls,
+        vectors: np.ndarray,
+        *,
+        ids: Sequence[int] | np.ndarray | None = None,
+        payloads: Sequence[Any] | None = None,
+        factory: str = "Flat",
+        metric: str = "cosine",
+        train_sample: int = 100_000,
+        seed: int = 0,
+    ) -> Index:
+        """Index precomputed vectors (no tower: queries must be vectors too).
+
+        Args:
+            vectors: Float array of shape ``(n, dim)``.
+            ids: One non-negative ``int64`` id per vector, unique; default ``0..n-1``.
+            payloads: One JSON-serialisable payload per vector; default ``None`` each.
+            factory: FAISS factory string (see :meth:`build`).
+            metric: ``"cosine"``, ``"ip"`` or ``"l2"``.
+            train_sample: At most this many vectors (a seeded sample) train IVF/PQ indexes.
+            seed: Seed of that sample.
+
+        Raises:
+            ConfigError: See :meth:`build`.
+        """
+        if metric not in METRICS:
+            raise ConfigError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        array = np.asarray(vectors)
+        if array.ndim == 0 or len(array) == 0:
+            raise ConfigError("empty corpus: there are no vectors to index")
+        array = _as_vectors("vectors", array, None)
+        dim = array.shape[1]
+        index = cls(
+            faiss_helpers.new_faiss_index(dim, factory, metric), dim=dim, metric=metric, factory=factory
+        )
+        prepared = index._prepared(array)
+        faiss_helpers.train(index._faiss, factory, prepared, train_sample=train_sample, seed=seed)
+        index._add_prepared(prepared, ids, payloads)
+        logger.info("indexed %d vectors of dimension %d (%s, %s)", len(prepared), index.dim, factory, metric)
+        return index
+
+    # ------------------------------------------------------------------ changing
+
+    def add(
+        self,
+        items: Sequence[Any] | np.ndarray,
+        *,
+        ids: Sequence[int] | np.ndarray | None = None,
+        payloads: Sequence[Any] | None = None,
+    ) -> None:
+        """Add raw items, embedded by the index's tower.
+
+        Args:
+            items: Raw items for the tower (as in :meth:`build`).
+            ids: New ids, none already in the index; default ``max_id + 1, max_id + 2, ...``.
+            payloads: One JSON-serialisable payload per item (defaults as in :meth:`build`).
+
+        Raises:
+            ConfigError: The index has no tower, an id is already present or repeated,
+                lengths differ, or the items do not fit the tower.
+        """
+        tower = self._require_tower("add raw items", "add_vectors")
+        items = encode.item_list(items)
+        vectors = _as_vectors("embeddings", encode.embed(tower, items), self._dim)
+        chosen = default_payloads(tower, items) if payloads is None else payloads
+        self._add_prepared(self._prepared(vectors), ids, chosen)
+
+    def add_vectors(
+        self,
+        vectors: np.ndarray,
+        *,
+        ids: Sequence[int] | np.ndarray | None = None,
+        payloads: Sequence[Any] | None = None,
+    ) -> None:
+        """Add vectors (already embedded).
+
+        Args:
+            vectors: Float array ``(n, dim)`` (a single ``(dim,)`` vector is one item).
+            ids: As in :meth:`add`.
+            payloads: One JSON-serialisable payload per vector; default ``None`` each.
+
+        Raises:
+            ConfigError: An id is already present or repeated, lengths differ, or the
+                vectors are not ``(n, dim)`` finite numbers.
+        """
+        self._add_prepared(self._prepared(_as_vectors("vectors", vectors, self._dim)), ids, payloads)
+
+    def _add_prepared(
+        self, vectors: np.ndarray, ids: Sequence[int] | np.ndarray | None, payloads: Sequence[Any] | None
+    ) -> None:
+        n = len(vectors)
+        if ids is None:
+            start = int(self._ids.max()) + 1 if len(self._ids) else 0
+            ids = np.arange(start, start + n, dtype=np.int64)
+        ids = _as_ids(ids)
+        if len(ids) != n:
+            raise ConfigError(f"got {len(ids)} ids for {n} items")
+        unique, counts = np.unique(ids, return_counts=True)
+        if len(unique) != n:
+            raise ConfigError(f"duplicate ids: {unique[counts > 1][:10].tolist()}")
+        clash = [int(i) for i in ids if int(i) in self._rows]
+        if clash:
+            raise ConfigError(f"ids already in the index: {clash[:10]} ({len(clash)} in all)")
+        payloads = [None] * n if payloads is None else list(payloads)
+        if len(payloads) != n:
+            raise ConfigError(f"got {len(payloads)} payloads for {n} items")
+        payloads = [_json_payload(p, i) for i, p in enumerate(payloads)]
+        self._faiss.add_with_ids(vectors, ids)
+        self._id_map = None
+        first = len(self._ids)
+        self._ids = np.concatenate([self._ids, ids])
+        self._vectors = np.concatenate([self._vectors, vectors])
+        self._payloads.extend(payloads)
+        self._rows.update((int(i), first + r) for r, i in enumerate(ids))
+
+    def remove(self, ids: Sequence[int] | np.ndarray) -> int:
+        """Remove items by id; ids not in the index are ignored.
+
+        Args:
+            ids: The ids to remove.
+
+        Returns:
+            How many items were removed.
+
+        Raises:
+            ConfigError: The index type cannot remove ids (HNSW, and a few others): rebuild it.
+        """
+        wanted = np.unique(_as_ids(ids))
+        present = np.array([i for i in wanted if int(i) in self._rows], dtype=np.int64)
+        if isinstance(faiss_helpers.core_index(self._faiss), faiss.IndexHNSW):
+            raise ConfigError(
+                f"HNSW indexes cannot remove ids ({self._factory!r}); rebuild the index without them instead"
+            )
+        if len(present) == 0:
+            return 0
+        try:
+            removed = int(self._faiss.remove_ids(present))
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"a {self._factory!r} index cannot remove ids ({faiss_helpers.faiss_message(exc)}); "
+                "rebuild it instead"
+            ) from None
+        finally:
+            self._id_map = None
+        keep = ~np.isin(self._ids, present)
+        self._ids = self._ids[keep]
+        self._vectors = self._vectors[keep]
+        self._payloads = [p for p, kept in zip(self._payloads, keep, strict=True) if kept]
+        self._rows = {int(i): r for r, i in enumerate(self._ids)}
+        if removed != len(present):
+            logger.warning("FAISS removed %d vectors for %d ids", removed, len(present))
+        return len(present)
+
+    # ------------------------------------------------------------------ searching
+
+    def search(
+        self,
+        queries: Sequence[Any] | np.ndarray,
+        k: int = 10,
+        *,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+    ) -> list[list[Hit]]:
+        """The ``k`` nearest items of each query, best first.
+
+        Args:
+            queries: Raw items for the index's tower: strings (text tower), ``(n, H, W, C)``
+                images or image file paths (image tower), ids (categorical tower). Vectors go
+                to :meth:`search_vectors`.
+            k: Results per query; fewer come back when the index holds fewer items.
+            nprobe: IVF lists visited per query (IVF indexes only); default the index's.
+            ef_search: HNSW search breadth (HNSW indexes and HNSW quantizers only).
+
+        Returns:
+            One list of :class:`Hit` per query.
+
+        Raises:
+            ConfigError: The index has no tower, the queries are not what its tower takes,
+                or ``nprobe``/``ef_search`` do not apply to its type.
+        """
+        tower = self._require_tower("search raw queries", "search_vectors")
+        vectors = _as_vectors("embeddings", encode.embed(tower, encode.item_list(queries)), self._dim)
+        return self.hits(*self.search_vectors(vectors, k, nprobe=nprobe, ef_search=ef_search))
+
+    def search_vectors(
+        self, vectors: np.ndarray, k: int, *, nprobe: int | None = None, ef_search: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The fast path: search vectors, return ``(scores, ids)`` arrays of shape ``(n, k)``.
+
+        Scores are as in :class:`Hit`; missing results (fewer than ``k`` items) have id -1
+        and score NaN. :meth:`hits` turns the arrays into :class:`Hit` lists.
+
+        Args:
+            vectors: Float array ``(n, dim)`` (a single ``(dim,)`` vector is one query).
+            k: Results per query.
+            nprobe: See :meth:`search`.
+            ef_search: See :meth:`search`.
+
+        Raises:
+            ConfigError: Wrong shape or type, or a search option that does not apply.
+        """
+        k = positive_int("k", k)
+        queries = self._prepared(_as_vectors("queries", vectors, self._dim))
+        params = faiss_helpers.search_params(self._faiss, self._factory, nprobe, ef_search)
+        if self._id_map is None:
+            self._id_map = faiss_helpers.id_map_of(self._faiss)
+        distances, ids = faiss_helpers.search(
+            self._faiss, queries, k, params[0] if params else None, self._id_map
+        )
+        scores = np.sqrt(np.maximum(distances, 0.0)) if self._metric == "l2" else distances
+        scores = np.where(ids >= 0, scores, np.float32(np.nan))
+        return scores, ids.astype(np.int64, copy=False)
+
+    def hits(self, scores: np.ndarray, ids: np.ndarray) -> list[list[Hit]]:
+        """:meth:`search_vectors`'s arrays as one list of :class:`Hit` per query (missing
+        results left out)."""
+        return [
+            [
+                Hit(int(i), float(s), self._payloads[self._rows[int(i)]])
+                for s, i in zip(row_scores, row_ids, strict=True)
+                if i >= 0
+            ]
+            for row_scores, row_ids in zip(scores, ids, strict=True)
+        ]
+
+    def _require_tower(self, what: str, instead: str) -> keras.Model:
+        if self._tower is None:
+            raise ConfigError(
+                f"this index has no tower to {what}: load it with tower=, or use {instead} "
+                f"with vectors of shape (n, {self._dim})"
+            )
+        return self._tower
+
+    def _prepared(self, vectors: np.ndarray) -> np.ndarray:
+        """The vectors as FAISS gets them: L2-normalised for cosine."""
+        if self._metric != "cosine":
+            return vectors
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.ascontiguousarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+    # ------------------------------------------------------------------ describing
+
+    @property
+    def ntotal(self) -> int:
+        """Number of indexed items."""
+        return int(self._faiss.ntotal)
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the vectors."""
+        return self._dim
+
+    @property
+    def metric(self) -> str:
+        """``"cosine"``, ``"ip"`` or ``"l2"``."""
+        return self._metric
+
+    @property
+    def factory(self) -> str:
+        """The FAISS factory string the index was built with."""
+        return self._factory
+
+    @property
+    def tower(self) -> keras.Model | None:
+        """The tower that embeds raw queries, or ``None``."""
+        return self._tower
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The indexed vectors as FAISS received them (normalised for cosine), in row order;
+        a read-only view."""
+        view = self._vectors.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids in row order (the rows of :attr:`vectors`); a read-only view."""
+        view = self._ids.view()
+        view.flags.writeable = False
+        return view
+
+    def info(self) -> dict[str, Any]:
+        """The manifest: what ``manifest.json`` holds (``files`` as of the last save or load)."""
+        return self._manifest(self._folder, self._files)
+
+    def __repr__(self) -> str:
+        return f"Index({self._factory!r}, metric={self._metric!r}, dim={self._dim}, ntotal={self.ntotal})"
+
+    def _manifest(self, folder: Path | None, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        tower_path = None
+        if self._tower_path is not None:
+            tower_path = str(self._tower_path)
+            if folder is not None:
+                with contextlib.suppress(ValueError):  # another drive (Windows): keep it absolute
+                    tower_path = os.path.relpath(self._tower_path, folder)
+        return {
+            "format_version": FORMAT_VERSION,
+            "dimension": self._dim,
+            "metric": self._metric,
+            "factory": self._factory,
+            "count": self.ntotal,
+            "tower_path": tower_path,
+            "tower_sha256": self._tower_sha256,
+            "toolkit_version": __version__,
+            "created": self._created,
+            "files": files,
+        }
+
+    # ------------------------------------------------------------------ saving and loading
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write the index folder atomically (see the module docstring).
+
+        Args:
+            directory: The index folder; created, or replaced if it holds an index.
+
+        Raises:
+            ConfigError: ``directory`` is a file, or a non-empty folder that is not an index.
+        """
+        target = Path(os.path.abspath(directory))
+        if target.exists() and not target.is_dir():
+            raise ConfigError(f"cannot save the index to {target}: it is a file")
+        if target.is_dir() and not (target / MANIFEST_FILE).is_file() and any(target.iterdir()):
+            raise ConfigError(f"refusing to replace {target}: a non-empty folder without {MANIFEST_FILE}")
+        with atomic_folder(target) as temp:
+            files = write_folder(
+                temp,
+                self._faiss,
+                self._vectors,
+                self._ids,
+                self._payloads,
+                lambda f: self._manifest(target, f),
+            )
+        self._folder, self._files = target, files
+        logger.info("saved %d items to %s", self.ntotal, target)
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        tower: keras.Model | str | os.PathLike[str] | None = None,
+        check_tower: bool = True,
+    ) -> Index:
+        """Open a saved index folder, checking every file against the manifest.
+
+        Args:
+            directory: The index folder.
+            tower: The tower to embed queries with: a model, or a ``.keras`` path. Default:
+                the tower recorded in the manifest, if any.
+            check_tower: Refuse a tower file whose sha256 differs from the one the index was
+                built with, and a recorded tower that is missing. ``False`` skips both (a
+                missing tower then just leaves the index vector-only).
+
+        Raises:
+            IndexFileError: The folder or a file is missing, truncated or corrupt, the
+                manifest disagrees with the files, or the tower changed since the build.
+        """
+        path = Path(os.path.abspath(directory))
+        for attempt in range(_LOAD_ATTEMPTS):
+            folder = readable_folder(path, MANIFEST_FILE)
+            if folder is None:
+                raise IndexFileError(f"no index folder at {path}")
+            before = folder_identity(folder)
+            try:
+                return cls._load_from(folder, path, tower=tower, check_tower=check_tower)
+            except IndexFileError:
+                # Another process swapped or removed the folder while it was read: read the
+                # new copy. A folder that did not change is really broken: report it.
+                if folder_identity(folder) == before or attempt + 1 == _LOAD_ATTEMPTS:
+                    raise
+                logger.debug("index folder %s changed while being read; reading it again", path)
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _load_from(
+        cls,
+        folder: Path,
+        canonical: Path,
+        *,
+        tower: keras.Model | str | os.PathLike[str] | None,
+        check_tower: bool,
+    ) -> Index:
+        """Read one index folder (``canonical`` is where it is meant to live)."""
+        contents = read_folder(folder)
+        manifest = contents.manifest
+        index = cls(
+            contents.faiss_index,
+            dim=manifest["dimension"],
+            metric=manifest["metric"],
+            factory=manifest["factory"],
+        )
+        index._ids, index._vectors, index._payloads = contents.ids, contents.vectors, contents.payloads
+        index._rows = {int(i): r for r, i in enumerate(contents.ids)}
+        index._created = manifest["created"]
+        index._folder, index._files = canonical, manifest["files"]
+        index._tower_sha256 = manifest["tower_sha256"]
+        if manifest["tower_path"] is not None:
+            index._tower_path = Path(os.path.abspath(folder / manifest["tower_path"]))
+        index._tower = _load_index_tower(index, tower, check_tower)
+        logger.info("loaded %d items from %s", index.ntotal, folder)
+        return index
+
+
+def recall_at_k(
+    index: Index,
+    query_vectors: np.ndarray,
+    k: int = 10,
+    *,
+    sample: int = 1000,
+    seed: int = 0,
+    nprobe: int | None = None,
+    ef_search: int | None = None,
+) -> float:
+    """Recall@k of an index against exact search over the same stored vectors.
+
+    The exact neighbours come from a brute-force FAISS ``Flat`` index over the vectors the
+    index holds; the found ones from ``index.search_vectors``.
+
+    Args:
+        index: The index under test.
+        query_vectors: Query vectors ``(n, dim)`` (embed raw items first with
+            :func:`siamese.embed`).
+        k: Neighbours compared; capped at the number of indexed items.
+        sample: At most this many queries (a seeded sample) are used.
+        seed: Seed of that sample.
+        nprobe: IVF lists visited per query (see :meth:`Index.search`).
+        ef_search: HNSW search breadth (see :meth:`Index.search`).
+
+    Returns:
+        The mean recall in [0, 1].
+
+    Raises:
+        ConfigError: The index is empty, or the queries do not fit it.
+    """
+    if index.ntotal == 0:
+        raise ConfigError("recall@k of an empty index is undefined")
+    k = min(positive_int("k", k), index.ntotal)
+    queries = _as_vectors("query_vectors", query_vectors, index.dim)
+    sample = positive_int("sample", sample)
+    if len(queries) > sample:
+        queries = queries[np.sort(np.random.default_rng(seed).choice(len(queries), sample, replace=False))]
+    exact = faiss.IndexFlat(index.dim, faiss_helpers.FAISS_METRICS[index.metric])
+    exact.add(index.vectors)
+    _, rows = exact.search(index._prepared(queries), k)
+    _, found = index.search_vectors(queries, k, nprobe=nprobe, ef_search=ef_search)
+    return metrics.recall_at_k(found, index.ids[rows], k)
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def _as_vectors(name: str, values: Any, dim: int | None) -> np.ndarray:
+    """The one place vectors become C-contiguous float32 ``(n, dim)``, checked finite."""
+    array = np.asarray(values)
+    if not (np.issubdtype(array.dtype, np.number) and not np.issubdtype(array.dtype, np.complexfloating)):
+        raise ConfigError(f"{name} must be numeric vectors of shape (n, {dim or 'dim'}), not {array.dtype}")
+    if array.ndim == 1 and dim is not None and array.shape[0] == dim:
+        array = array[None]
+    if array.ndim != 2 or (dim is not None and array.shape[1] != dim) or array.shape[1] == 0:
+        raise ConfigError(f"{name} of shape {array.shape} do not fit: expected shape (n, {dim or 'dim'})")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        row = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
+        raise ConfigError(f"{name} row {row} holds NaN or infinity")
+    return array
+
+
+def _as_ids(values: Any) -> np.ndarray:
+    """The one place ids become C-contiguous ``int64``, checked integer and non-negative."""
+    array = np.asarray(values)
+    if array.ndim == 0:
+        array = array[None]
+    if array.ndim != 1 or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
+        raise ConfigError(f"ids must be a 1-D sequence of integers, not shape {array.shape} {array.dtype}")
+    if array.size and int(array.min()) < 0:
+        raise ConfigError(f"ids must be non-negative (-1 means 'no result' in FAISS); got {int(array.min())}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _json_payload(payload: Any, position: int) -> Any:
+    """The payload as it reads back from JSON (NumPy scalars become numbers, tuples lists)."""
+    try:
+        text = json.dumps(payload, default=_json_default, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"payload of item {position} is not JSON-serialisable: {exc}") from None
+    return json.loads(text)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _load_index_tower(
+    index: Index, tower: keras.Model | str | os.PathLike[str] | None, check_tower: bool
+) -> keras.Model | None:
+    """The tower for a loaded index: the one given, or the recorded file, checked by sha256."""
+    if isinstance(tower, keras.Model):
+        model = tower
+    else:
+        path = Path(tower) if tower is not None else index._tower_path
+        if path is None:
+            return None
+        try:
+            found = path.is_file()
+        except OSError:  # e.g. a name too long for the file system
+            found = False
+        if not found:
+            if check_tower:
+                raise IndexFileError(
+                    f"tower file {path} is missing; pass tower= (a model or .keras path), or "
+                    "check_tower=False to load the index for vector queries only"
+                )
+            logger.warning("tower file %s is missing: the index takes vector queries only", path)
+            return None
+        if (
+            check_tower
+            and index._tower_sha256 is not None
+            and checksum(path, IndexFileError) != index._tower_sha256
+        ):
+            raise IndexFileError(
+                f"{path}: tower changed since the index was built: "
+                "rebuild the index or pass check_tower=False"
+            )
+        try:
+            model = load_tower(path)
+        except ConfigError as exc:
+            raise IndexFileError(str(exc)) from None
+    width = model.outputs[0].shape[-1]
+    if width != index.dim:
+        raise IndexFileError(f"the tower gives vectors of dimension {width}; the index holds {index.dim}")
+    return model
+
+
+def default_payloads(tower: keras.Model, items: Sequence[Any] | np.ndarray) -> list[Any] | None:
+    """What an item's payload is when none is given: the text (text tower), the file path
+    (image files), else ``None``."""
+    if tower.inputs[0].dtype == "string":
+        return list(items) if all(isinstance(t, str) for t in items) else None
+    if encode.reads_files(tower, items):
+        return [os.fspath(p) for p in items]
+    return None

@@ -1,0 +1,517 @@
+"""The FAISS-backed Index: exact results, stable ids, the folder format, and every refusal."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import siamese
+from siamese.errors import ConfigError, IndexFileError
+from siamese.index import Hit, Index, recall_at_k
+
+DIM = 16
+SENTENCES = [
+    "a man is playing a guitar",
+    "the cat sleeps on the warm sofa",
+    "children are running in the park",
+    "a woman slices fresh tomatoes",
+    "two dogs chase a red ball",
+    "the train leaves the station at noon",
+    "rain falls on the quiet city",
+    "a chef cooks pasta in a large pot",
+    "the boy reads a book under a tree",
+    "birds sing loudly at dawn",
+    "an old car drives down the road",
+    "students write notes during the lecture",
+    "a girl paints a blue horse",
+    "the river flows past the mill",
+    "someone is riding a bicycle uphill",
+    "snow covers the mountain village",
+    "a pilot lands the plane safely",
+    "the baker sells bread every morning",
+    "fish swim near the coral reef",
+    "a musician tunes an old violin",
+]
+
+
+def brute_force(
+    corpus: np.ndarray, queries: np.ndarray, metric: str, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k rows and scores by plain NumPy, best first."""
+    corpus, queries = corpus.astype(np.float64), queries.astype(np.float64)
+    if metric == "cosine":
+        corpus = corpus / np.linalg.norm(corpus, axis=1, keepdims=True)
+        queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    if metric == "l2":
+        scores = np.sqrt(((queries[:, None, :] - corpus[None, :, :]) ** 2).sum(-1))
+        order = np.argsort(scores, axis=1)[:, :k]
+    else:
+        scores = queries @ corpus.T
+        order = np.argsort(-scores, axis=1)[:, :k]
+    return order, np.take_along_axis(scores, order, axis=1)
+
+
+@pytest.fixture
+def vectors(rng: np.random.Generator) -> np.ndarray:
+    return rng.normal(size=(200, DIM)).astype(np.float32)
+
+
+@pytest.fixture
+def odd_ids() -> np.ndarray:
+    return np.arange(200, dtype=np.int64) * 7 + 1000
+
+
+def ids_of(results: list[list[Hit]]) -> list[list[int]]:
+    return [[hit.id for hit in hits] for hits in results]
+
+
+def by_vector(index: Index, vectors: np.ndarray, k: int, **options: Any) -> list[list[Hit]]:
+    """Hits of vector queries (``search`` takes raw items only)."""
+    return index.hits(*index.search_vectors(vectors, k, **options))
+
+
+# ---------------------------------------------------------------------- exact results
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_flat_search_matches_numpy_brute_force(
+    vectors: np.ndarray, odd_ids: np.ndarray, rng: np.random.Generator, metric: str
+) -> None:
+    index = Index.from_vectors(vectors, ids=odd_ids, metric=metric)
+    queries = rng.normal(size=(15, DIM)).astype(np.float32)
+    rows, expected_scores = brute_force(vectors, queries, metric, 5)
+
+    results = by_vector(index, queries, 5)
+
+    assert ids_of(results) == odd_ids[rows].tolist()
+    scores = np.array([[hit.score for hit in hits] for hits in results])
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-4, atol=1e-4)
+    raw_scores, raw_ids = index.search_vectors(queries, 5)
+    assert raw_ids.dtype == np.int64 and raw_ids.tolist() == odd_ids[rows].tolist()
+    np.testing.assert_allclose(raw_scores, expected_scores, rtol=1e-4, atol=1e-4)
+
+
+def test_fewer_items_than_k_gives_short_lists_with_payloads(vectors: np.ndarray) -> None:
+    index = Index.from_vectors(vectors[:3], payloads=[{"n": 0}, "one", [2]], metric="l2")
+    (hits,) = by_vector(index, vectors[1], 10)  # one vector without its batch axis is one query
+    assert [h.id for h in hits][0] == 1 and len(hits) == 3
+    assert hits[0].payload == "one" and hits[0].score == pytest.approx(0.0, abs=1e-3)
+    assert sorted(h.payload for h in hits if isinstance(h.payload, str)) == ["one"]
+    scores, ids = index.search_vectors(vectors[:1], 5)
+    assert ids[0, 3:].tolist() == [-1, -1] and np.isnan(scores[0, 3:]).all()
+
+
+def test_ivf_nprobe_and_hnsw_ef_search_apply_per_query(vectors: np.ndarray) -> None:
+    ivf = Index.from_vectors(vectors, factory="IVF8,Flat", metric="l2")
+    exact_rows, _ = brute_force(vectors, vectors[:20], "l2", 5)
+    assert ids_of(by_vector(ivf, vectors[:20], 5, nprobe=8)) == exact_rows.tolist()  # all lists: exact
+    hnsw = Index.from_vectors(vectors, factory="HNSW16", metric="l2")
+    assert ids_of(by_vector(hnsw, vectors[:20], 5, ef_search=200)) == exact_rows.tolist()
+    with pytest.raises(ConfigError, match="nprobe applies only to IVF"):
+        hnsw.search_vectors(vectors[:1], 5, nprobe=4)
+    with pytest.raises(ConfigError, match="ef_search applies only to HNSW"):
+        ivf.search_vectors(vectors[:1], 5, ef_search=4)
+
+
+# ---------------------------------------------------------------------- saving, loading, changing
+
+
+@pytest.mark.parametrize("factory", ["Flat", "IVF4,Flat", "HNSW16"])
+def test_ids_payloads_and_results_survive_save_and_load(
+    tmp_path: Path, vectors: np.ndarray, odd_ids: np.ndarray, factory: str
+) -> None:
+    payloads = [f"item {i}" for i in odd_ids]
+    index = Index.from_vectors(vectors, ids=odd_ids, payloads=payloads, factory=factory)
+    before = by_vector(index, vectors[:10], 4)
+
+    index.save(tmp_path / "idx")
+    loaded = Index.load(tmp_path / "idx")
+
+    assert by_vector(loaded, vectors[:10], 4) == before
+    assert [hits[0].id for hits in before] == odd_ids[:10].tolist()
+    assert before[3][0].payload == f"item {odd_ids[3]}"
+    info = loaded.info()
+    assert (info["count"], info["dimension"], info["factory"], info["metric"]) == (
+        200,
+        DIM,
+        factory,
+        "cosine",
+    )
+    assert info["toolkit_version"] == siamese.__version__
+    assert set(info["files"]) == {"index.faiss", "payloads.jsonl", "vectors.npy"}
+    assert info["files"]["index.faiss"]["bytes"] == (tmp_path / "idx" / "index.faiss").stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]  # no temporary or aside folder left
+
+
+def test_add_after_load_then_save_and_load_again(
+    tmp_path: Path, vectors: np.ndarray, odd_ids: np.ndarray
+) -> None:
+    Index.from_vectors(vectors[:150], ids=odd_ids[:150], metric="l2").save(tmp_path / "idx")
+    index = Index.load(tmp_path / "idx")
+
+    index.add_vectors(vectors[150:], payloads=[f"new {i}" for i in range(50)])
+    index.save(tmp_path / "idx")
+    again = Index.load(tmp_path / "idx")
+
+    first_new = int(odd_ids[149]) + 1  # new ids default to max + 1, max + 2, ...
+    assert again.ntotal == 200
+    (hits,) = by_vector(again, vectors[160:161], 1)
+    assert hits[0] == Hit(first_new + 10, pytest.approx(0.0, abs=1e-3), "new 10")
+    with pytest.raises(ConfigError, match="already in the index"):
+        again.add_vectors(vectors[:2], ids=[5, int(odd_ids[0])])
+    with pytest.raises(ConfigError, match="duplicate ids"):
+        again.add_vectors(vectors[:2], ids=[5, 5])
+    assert again.ntotal == 200
+
+
+@pytest.mark.parametrize("factory", ["Flat", "IVF4,Flat"])
+def test_remove_drops_ids_from_results_and_from_the_saved_folder(
+    tmp_path: Path, vectors: np.ndarray, odd_ids: np.ndarray, factory: str
+) -> None:
+    index = Index.from_vectors(vectors, ids=odd_ids, payloads=[int(i) for i in odd_ids], factory=factory)
+    gone = odd_ids[[0, 5, 77]]
+    nprobe = 4 if factory.startswith("IVF") else None  # all lists: exact results
+
+    assert index.remove(np.append(gone, 999_999)) == 3  # an unknown id is ignored
+    index.save(tmp_path / "idx")
+    loaded = Index.load(tmp_path / "idx")
+
+    for idx in (index, loaded):
+        assert idx.ntotal == 197
+        found = {hit.id for hits in by_vector(idx, vectors, 5, nprobe=nprobe) for hit in hits}
+        assert not found & set(gone.tolist())
+        hits = by_vector(idx, vectors[[6, 150]], 1, nprobe=nprobe)
+        assert [h[0].id for h in hits] == odd_ids[[6, 150]].tolist()
+        assert [h[0].payload for h in hits] == odd_ids[[6, 150]].tolist()
+
+
+def test_hnsw_refuses_remove(vectors: np.ndarray) -> None:
+    index = Index.from_vectors(vectors, factory="HNSW32")
+    with pytest.raises(ConfigError, match="HNSW indexes cannot remove ids.*rebuild"):
+        index.remove([1, 2])
+    assert index.ntotal == 200
+
+
+def test_load_reads_the_aside_copy_of_an_interrupted_swap(tmp_path: Path, vectors: np.ndarray) -> None:
+    Index.from_vectors(vectors, metric="l2").save(tmp_path / "idx")
+    # The state between the two renames of a save: the old folder aside, the new one not yet in.
+    os.rename(tmp_path / "idx", tmp_path / ".idx.previous")
+
+    loaded = Index.load(tmp_path / "idx")
+    # Readers never move files (a writer may be mid-swap): the copy is read where it is.
+    assert loaded.ntotal == 200 and (tmp_path / ".idx.previous" / "manifest.json").is_file()
+    assert not (tmp_path / "idx").exists()
+
+    loaded.save(tmp_path / "idx")  # the next save puts things in order
+    assert (tmp_path / "idx" / "manifest.json").is_file() and not (tmp_path / ".idx.previous").exists()
+    assert Index.load(tmp_path / "idx").ntotal == 200
+
+
+KILL_SCRIPT = """
+import sys
+import numpy as np
+from siamese.index import Index
+
+def corpus(version):
+    return np.random.default_rng(version).normal(size=(20000, 32)).astype(np.float32)
+
+indexes = [
+    Index.from_vectors(corpus(v), payloads=[f"v{v}-{i}" for i in range(20000)], metric="l2")
+    for v in (0, 1)
+]
+indexes[0].save(sys.argv[1])
+print("first save done", flush=True)
+n = 1
+while True:
+    indexes[n % 2].save(sys.argv[1])
+    n += 1
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+def test_killed_during_save_leaves_a_loadable_index(tmp_path: Path) -> None:
+    script = tmp_path / "save_forever.py"
+    script.write_text(textwrap.dedent(KILL_SCRIPT))
+    target = tmp_path / "idx"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    delays = random.Random(0)
+    for _ in range(3):
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(target)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        try:
+            assert proc.stdout.readline().strip() == "first save done"
+            proc.stdout.close()  # the child keeps saving while we wait
+            try:
+                proc.wait(timeout=delays.uniform(0.05, 0.6))
+            except subprocess.TimeoutExpired:
+                pass
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+
+        index = Index.load(target)
+
+        # Which of the two alternating corpora was saved last: v0's first vector finds itself only in v0.
+        first = by_vector(index, np.random.default_rng(0).normal(size=(1, 32)).astype(np.float32), 1)[0][0]
+        version = 0 if first.payload == "v0-0" else 1
+        expected = np.random.default_rng(version).normal(size=(20000, 32)).astype(np.float32)
+        hits = by_vector(index, expected[[0, 123, 19999]], 1)
+        assert index.ntotal == 20000
+        assert [(h[0].id, h[0].payload) for h in hits] == [(i, f"v{version}-{i}") for i in (0, 123, 19999)]
+    # The next save clears what the killed process left behind.
+    index.save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "save_forever.py"]
+
+
+# ---------------------------------------------------------------------- towers
+
+
+@pytest.fixture(scope="module")
+def text_tower_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tower = siamese.text_tower(
+        SENTENCES, vocab_size=200, sequence_length=10, embedding_dim=16, units=16, seed=1
+    )
+    path = tmp_path_factory.mktemp("run") / "tower.keras"
+    tower.save(path)
+    return path
+
+
+def test_text_tower_corpus_finds_each_sentence_itself(
+    tmp_path: Path, text_tower_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tower = siamese.load_tower(text_tower_file)
+    index = Index.build(tower, SENTENCES, tower_path=text_tower_file, batch_size=8)
+
+    captured = capsys.readouterr()
+    assert captured.out == "" and "20/20" in captured.err  # the progress bar goes to stderr
+    results = index.search(SENTENCES, k=3)
+    assert [hits[0].id for hits in results] == list(range(20))
+    assert [hits[0].payload for hits in results] == SENTENCES
+    assert all(hits[0].score == pytest.approx(1.0, abs=1e-4) for hits in results)
+
+    index.save(tmp_path / "idx")
+    loaded = Index.load(tmp_path / "idx")  # brings the tower back from the manifest
+    assert loaded.tower is not None
+    assert loaded.info()["tower_path"] == os.path.relpath(text_tower_file, tmp_path / "idx")
+    assert ids_of(loaded.search(SENTENCES[:5], k=3)) == ids_of(results[:5])
+
+
+def test_changed_tower_is_refused_on_load(tmp_path: Path) -> None:
+    tower_path = tmp_path / "run" / "tower.keras"
+    tower_path.parent.mkdir()
+    siamese.text_tower(SENTENCES, vocab_size=200, sequence_length=10, embedding_dim=8, units=8, seed=1).save(
+        tower_path
+    )
+    Index.build(None, SENTENCES, tower_path=tower_path, progress=False).save(tmp_path / "idx")
+    assert Index.load(tmp_path / "idx").tower is not None
+
+    siamese.text_tower(SENTENCES, vocab_size=200, sequence_length=10, embedding_dim=8, units=8, seed=2).save(
+        tower_path
+    )
+
+    with pytest.raises(IndexFileError, match="tower changed since the index was built: rebuild the index"):
+        Index.load(tmp_path / "idx")
+    assert Index.load(tmp_path / "idx", check_tower=False).ntotal == 20
+    tower_path.unlink()
+    with pytest.raises(IndexFileError, match="tower file .* is missing"):
+        Index.load(tmp_path / "idx")
+
+
+def test_image_arrays_and_image_files(tmp_path: Path, rng: np.random.Generator) -> None:
+    images = rng.integers(0, 256, size=(12, 8, 8, 1), dtype=np.uint8)
+    tower = siamese.image_tower((8, 8, 1), filters=(4,), embedding_dim=8, seed=0)
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(str(tmp_path / f"img{i}.png"))
+        Image.fromarray(image[:, :, 0]).save(paths[-1])
+
+    from_arrays = Index.build(tower, images, progress=False)
+    from_files = Index.build(tower, paths, progress=False)
+
+    assert [hits[0].id for hits in from_arrays.search(images, k=2)] == list(range(12))
+    assert [hits[0].payload for hits in from_files.search(images, k=1)] == paths
+    assert ids_of(from_files.search(images, k=4)) == ids_of(from_arrays.search(images, k=4))
+    with pytest.raises(ConfigError, match=r"\(8, 8, 1\).*\(3, 9, 9, 1\)"):
+        from_arrays.search(np.zeros((3, 9, 9, 1), dtype=np.uint8))
+
+
+# ---------------------------------------------------------------------- recall
+
+
+def test_recall_at_k_is_exact_for_flat_and_lower_for_coarse_ivf() -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(20, DIM)) * 2
+    points = (centers[rng.integers(0, 20, 1200)] + rng.normal(size=(1200, DIM)) * 0.5).astype(np.float32)
+    corpus, queries = points[:1000], points[1000:]
+
+    flat = Index.from_vectors(corpus, metric="l2")
+    ivf = Index.from_vectors(corpus, factory="IVF16,Flat", metric="l2")
+
+    assert recall_at_k(flat, queries, 10) == 1.0
+    coarse = recall_at_k(ivf, queries, 10, nprobe=1)
+    assert 0.5 < coarse < 1.0
+    assert recall_at_k(ivf, queries, 10, nprobe=16) == 1.0
+
+
+# ---------------------------------------------------------------------- bad input
+
+
+def test_query_of_wrong_dimension_or_type(vectors: np.ndarray, text_tower_file: Path) -> None:
+    index = Index.from_vectors(vectors)
+    with pytest.raises(ConfigError, match=r"\(3, 5\).*\(n, 16\)"):
+        index.search_vectors(np.zeros((3, 5), dtype=np.float32), 3)
+    with pytest.raises(ConfigError, match="no tower to search raw queries.*search_vectors"):
+        index.search(["some text"])
+    with pytest.raises(ConfigError, match="no tower to add raw items.*add_vectors"):
+        index.add(["some text"])
+    with pytest.raises(ConfigError, match="positive integer"):
+        index.search_vectors(vectors[:1], k=0)
+    text_index = Index.build(siamese.load_tower(text_tower_file), SENTENCES[:4], progress=False)
+    with pytest.raises(ConfigError, match=r"\(2, 7\).*\(n, 16\)"):
+        text_index.search_vectors(np.zeros((2, 7), dtype=np.float32), 2)
+    # search() takes raw items only: vectors, even of the index's width, are not guessed at.
+    with pytest.raises(ConfigError, match="strings"):
+        text_index.search(vectors[:2], k=2)
+    assert len(by_vector(text_index, vectors[:2], 2)) == 2
+
+
+def test_empty_corpus_duplicate_or_negative_ids_and_bad_options(
+    vectors: np.ndarray, text_tower_file: Path
+) -> None:
+    with pytest.raises(ConfigError, match="empty corpus"):
+        Index.from_vectors(np.zeros((0, DIM), dtype=np.float32))
+    with pytest.raises(ConfigError, match="empty corpus"):
+        Index.build(siamese.load_tower(text_tower_file), [], progress=False)
+    with pytest.raises(ConfigError, match=r"duplicate ids: \[3\]"):
+        Index.from_vectors(vectors[:4], ids=[1, 3, 3, 4])
+    with pytest.raises(ConfigError, match="non-negative"):
+        Index.from_vectors(vectors[:2], ids=[-1, 0])
+    with pytest.raises(ConfigError, match="2 payloads for 4 items"):
+        Index.from_vectors(vectors[:4], payloads=["a", "b"])
+    with pytest.raises(ConfigError, match="not JSON-serialisable"):
+        Index.from_vectors(vectors[:1], payloads=[object()])
+    with pytest.raises(ConfigError, match="unknown metric 'dot'"):
+        Index.from_vectors(vectors, metric="dot")
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        ("Blah,Flat", "unknown FAISS factory string 'Blah,Flat'"),
+        ("PQ5", "PQ m=5 must divide the dimension 16"),
+        ("IVF512,Flat", "512 IVF lists but only 200 vectors.*smaller nlist, e.g. 'IVF14,Flat'"),
+    ],
+)
+def test_bad_factory_strings(vectors: np.ndarray, factory: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Index.from_vectors(vectors, factory=factory)
+
+
+def _rewrite_manifest(folder: Path, change) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    change(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _tamper(folder: Path, what: str) -> str:
+    """Damage the saved folder one way; return the file the error must name."""
+    if what.startswith("missing "):
+        name = what.split()[1]
+        (folder / name).unlink()
+        return name
+    if what == "truncated index":
+        data = (folder / "index.faiss").read_bytes()
+        (folder / "index.faiss").write_bytes(data[: len(data) // 2])
+        return "index.faiss"
+    if what == "flipped byte in vectors":
+        data = bytearray((folder / "vectors.npy").read_bytes())
+        data[-5] ^= 0xFF
+        (folder / "vectors.npy").write_bytes(bytes(data))
+        return "vectors.npy"
+    if what == "bad JSON manifest":
+        (folder / "manifest.json").write_text('{"format_version": 1,')
+        return "manifest.json"
+    if what == "garbage index with matching checksum":
+        (folder / "index.faiss").write_bytes(b"not a faiss index")
+        _rewrite_manifest(folder, lambda m: m["files"].update(_record(folder / "index.faiss")))
+        return "index.faiss"
+    if what == "bad JSON payload line with matching checksum":
+        lines = (folder / "payloads.jsonl").read_text().splitlines()
+        lines[2] = '{"id": 2, "payload": '
+        (folder / "payloads.jsonl").write_text("\n".join(lines) + "\n")
+        _rewrite_manifest(folder, lambda m: m["files"].update(_record(folder / "payloads.jsonl")))
+        return "payloads.jsonl, line 3"
+    if what == "count disagrees with the index":
+        _rewrite_manifest(folder, lambda m: m.update(count=7))
+        return "index.faiss"
+    raise AssertionError(what)
+
+
+def _record(path: Path) -> dict:
+    data = path.read_bytes()
+    return {path.name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}}
+
+
+@pytest.mark.parametrize(
+    "what",
+    [
+        "missing index.faiss",
+        "missing payloads.jsonl",
+        "missing vectors.npy",
+        "missing manifest.json",
+        "truncated index",
+        "flipped byte in vectors",
+        "bad JSON manifest",
+        "garbage index with matching checksum",
+        "bad JSON payload line with matching checksum",
+        "count disagrees with the index",
+    ],
+)
+def test_damaged_folder_raises_index_file_error_naming_the_file(
+    tmp_path: Path, vectors: np.ndarray, what: str
+) -> None:
+    Index.from_vectors(vectors, payloads=[str(i) for i in range(200)]).save(tmp_path / "idx")
+    name = _tamper(tmp_path / "idx", what)
+    with pytest.raises(IndexFileError, match=name.replace(".", r"\.")):
+        Index.load(tmp_path / "idx")
+
+
+def test_missing_folder_and_foreign_folder(tmp_path: Path, vectors: np.ndarray) -> None:
+    with pytest.raises(IndexFileError, match="no index folder"):
+        Index.load(tmp_path / "nowhere")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="refusing to replace"):
+        Index.from_vectors(vectors).save(tmp_path / "notes")
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+
+
+def test_vectors_and_ids_are_read_only_views(vectors: np.ndarray, odd_ids: np.ndarray) -> None:
+    index = Index.from_vectors(vectors, ids=odd_ids, metric="l2")
+    np.testing.assert_array_equal(index.vectors, vectors)
+    np.testing.assert_array_equal(index.ids, odd_ids)
+    with pytest.raises(ValueError, match="read-only"):
+        index.vectors[0, 0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        index.ids[0] = 1
+    index.add_vectors(vectors[:1] + 1.0)
+    assert index.vectors.shape == (201, DIM) and index.ids[-1] == odd_ids.max() + 1

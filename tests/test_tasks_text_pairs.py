@@ -1,0 +1,383 @@
+"""siamese-train --task text-pairs and siamese-eval, end to end on small seeded data."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import SMALL, WORDS, eval_in_a_fresh_process, pairs_file, tagged_pairs_file, train_text_pairs
+
+import siamese
+from siamese.tasks import text_pairs
+from siamese.tasks.text_pairs import TextOptions
+from siamese.training import RunConfig, RunDir
+
+
+def test_graded_run_writes_a_complete_folder(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    result = train_text_pairs(["--data", str(data), "--epochs", "2", "--out", str(out), *SMALL])
+    assert result.exit_code == 0, result.output
+    for name in ("model.keras", "tower.keras", "config.json", "metrics.json", "history.json", "history.png"):
+        assert (out / name).is_file(), name
+    assert (out / "checkpoints" / "state.json").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"train", "dev"}
+    assert {"pearson", "spearman", "mse"} <= set(metrics["dev"])
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 2 and len(history["val_pearson"]) == 2
+    config = RunConfig.from_dict(json.loads((out / "config.json").read_text()), TextOptions)
+    assert (config.objective, config.head, config.loss) == ("regression", "manhattan", "mse")
+    assert config.options.units == 8
+    assert "dev: pearson" in result.output
+
+
+def test_binary_run_reports_threshold_metrics(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv", binary=True)
+    out = tmp_path / "run"
+    result = train_text_pairs(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL])
+    assert result.exit_code == 0, result.output
+    dev = json.loads((out / "metrics.json").read_text())["dev"]
+    assert {"accuracy", "f1", "roc_auc", "average_precision", "threshold"} <= set(dev)
+    assert 0.0 <= dev["accuracy"] <= 1.0
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv")
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert (
+        train_text_pairs(["--data", str(data), "--epochs", "3", "--out", str(whole), *SMALL]).exit_code == 0
+    )
+    assert (
+        train_text_pairs(["--data", str(data), "--epochs", "1", "--out", str(split), *SMALL]).exit_code == 0
+    )
+    resumed = train_text_pairs(["--data", str(data), "--epochs", "3", "--out", str(split), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    a = json.loads((whole / "history.json").read_text())
+    b = json.loads((split / "history.json").read_text())
+    assert len(b["loss"]) == 3
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-4)
+    ma = json.loads((whole / "metrics.json").read_text())
+    mb = json.loads((split / "metrics.json").read_text())
+    np.testing.assert_allclose(mb["dev"]["pearson"], ma["dev"]["pearson"], rtol=1e-4)
+
+
+def test_resume_with_dropout_repeats_the_masks_of_an_uninterrupted_run(tmp_path):
+    # Keras does not save the state of a layer's dropout generator; the epoch loop sets it from
+    # (seed, epoch), so the resumed run's epochs 2 and 3 draw the masks of the run that went on
+    data = pairs_file(tmp_path / "pairs.tsv")
+
+    def config(epochs):
+        options = TextOptions(units=8, embedding_dim=8, sequence_length=8, dropout=0.5)
+        return RunConfig(
+            task="text-pairs",
+            data=str(data),
+            epochs=epochs,
+            batch_size=16,
+            patience=0,
+            seed=1,
+            options=options,
+        )
+
+    text_pairs.TASK.train(config(3), tmp_path / "whole", verbose=0)
+    text_pairs.TASK.train(config(1), tmp_path / "split", verbose=0)
+    text_pairs.TASK.train(config(3), tmp_path / "split", resume=True, verbose=0)
+    a = json.loads((tmp_path / "whole" / "history.json").read_text())
+    b = json.loads((tmp_path / "split" / "history.json").read_text())
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-5)
+    np.testing.assert_allclose(b["val_pearson"], a["val_pearson"], rtol=1e-5)
+
+
+def test_a_new_run_refuses_to_overwrite_and_resume_needs_a_run(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    assert train_text_pairs(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL]).exit_code == 0
+    again = train_text_pairs(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL], catch=True)
+    assert again.exit_code == 2 and "--resume" in again.output
+    nothing = train_text_pairs(
+        ["--data", str(data), "--out", str(tmp_path / "empty"), "--resume"], catch=True
+    )
+    assert nothing.exit_code == 2 and "nothing to resume" in nothing.output
+
+
+def test_eval_in_a_fresh_process_reproduces_the_run(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv", binary=True)
+    out = tmp_path / "run"
+    assert train_text_pairs(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL]).exit_code == 0
+    shown = eval_in_a_fresh_process(out, "dev")
+    saved = json.loads((out / "metrics.json").read_text())["dev"]
+    for key in ("accuracy", "f1", "roc_auc"):
+        assert float(shown[key]) == pytest.approx(saved[key], abs=1e-4)
+
+
+def test_real_sick_one_epoch_and_eval(tmp_path, data_dir):
+    out = tmp_path / "t"
+    result = train_text_pairs(["--epochs", "1", "--out", str(out), "--units", "16", "--embedding-dim", "16"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["n"] == 4927 and metrics["dev"]["n"] == 500
+    assert metrics["test"]["pearson"] > 0.3  # one small epoch already learns something
+    again = text_pairs.TASK.evaluate(out)
+    assert again["test"]["pearson"] == pytest.approx(metrics["test"]["pearson"], abs=1e-5)
+
+
+BAD = [
+    ("missing.tsv", None, ["not found", "missing.tsv"]),
+    ("empty.tsv", b"", ["empty.tsv"]),
+    ("columns.tsv", b"sentence1\tsentence2\tlabel\na b\tc d\t1\ne f\tg h\n", ["line 3"]),
+    ("score.tsv", b"sentence1\tsentence2\tlabel\na b\tc d\t1.5\ne f\tg h\thigh\n", ["line 3", "high"]),
+    ("blank.tsv", b"sentence1\tsentence2\tlabel\na b\tc d\t1\n  \tg h\t2\n", ["line 3"]),
+    ("bytes.tsv", b"sentence1\tsentence2\tlabel\na b\tc d\t1\n\xff\xfe\tg\t2\n", ["line 3", "UTF-8"]),
+]
+
+
+@pytest.mark.parametrize("name, content, words", BAD)
+def test_bad_input_is_one_line_exit_2_and_no_run_folder(tmp_path, name, content, words):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "run"
+    result = train_text_pairs(["--data", str(path), "--out", str(out)], catch=True)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    message = result.output.strip().splitlines()[-1]
+    for word in words:
+        assert word in message
+    assert not (out / "metrics.json").exists()
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unknown_dataset_name(tmp_path):
+    result = train_text_pairs(["--data", "snli-xl", "--out", str(tmp_path / "r")], catch=True)
+    assert result.exit_code == 2
+    assert "snli-xl" in result.output and "sick" in result.output
+
+
+def test_offline_named_dataset_error_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAMESE_DATA_DIR", str(tmp_path / "nowhere"))
+    result = train_text_pairs(["--data", "stsb", "--out", str(tmp_path / "r")], catch=True)
+    assert result.exit_code == 2
+    assert "SIAMESE_DATA_DIR" in result.output and "text/stsbenchmark/sts-train.csv" in result.output
+
+
+def test_config_round_trip():
+    config = RunConfig(task="text-pairs", data="sick", options=TextOptions(units=7))
+    assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict())), TextOptions) == config
+    with pytest.raises(ValueError, match="epochs"):
+        RunConfig(task="text-pairs", data="sick", epochs=0)
+    assert not RunDir(os.devnull).is_complete()
+
+
+def test_word_vectors_initialise_the_tower_and_stay_frozen(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv")
+    rng = np.random.default_rng(3)
+    vectors = {word: rng.normal(size=6).round(4) for word in WORDS[:10]}
+    glove = tmp_path / "tiny-glove.txt"
+    glove.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()), encoding="utf-8")
+    out = tmp_path / "run"
+    args = ["--data", str(data), "--epochs", "1", "--out", str(out), "--units", "4", "--batch-size", "16"]
+    result = train_text_pairs([*args, "--word-vectors", str(glove), "--freeze-embeddings"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["text"]["embedding_dim"] == 6 and config["text"]["train_embeddings"] is False
+    import siamese
+
+    tower = siamese.load_tower(out)
+    vocab = tower.get_layer("vectorize").get_vocabulary()
+    matrix = tower.get_layer("embedding").get_weights()[0]
+    for word in ("man", "guitar"):  # unchanged by training: the embedding is frozen
+        np.testing.assert_allclose(matrix[vocab.index(word)], vectors[word], rtol=1e-6)
+
+
+def test_init_tower_starts_from_an_earlier_runs_tower(tmp_path):
+    graded = pairs_file(tmp_path / "graded.tsv")
+    binary = pairs_file(tmp_path / "binary.tsv", n=80, binary=True, seed=1)
+    first, second = tmp_path / "first", tmp_path / "second"
+    pooled = ["--rnn", "bilstm", "--sequence-pooling", "max"]
+    assert (
+        train_text_pairs(
+            ["--data", str(graded), "--epochs", "1", "--out", str(first), *SMALL, *pooled]
+        ).exit_code
+        == 0
+    )
+    import siamese
+    from siamese.models import load_model, tower_of
+
+    before = siamese.load_tower(first)
+    # A tiny learning rate keeps the weights as loaded (a zero one is refused).
+    args = ["--data", str(binary), "--epochs", "1", "--out", str(second), "--init-tower", str(first)]
+    result = train_text_pairs([*args, "--learning-rate", "1e-9", "--batch-size", "16"])
+    assert result.exit_code == 0, result.output
+    after = tower_of(load_model(second / "model.keras"))
+    assert after.get_layer("vectorize").get_vocabulary() == before.get_layer("vectorize").get_vocabulary()
+    for old, new in zip(before.get_weights(), after.get_weights(), strict=True):
+        np.testing.assert_allclose(old, new, atol=1e-5)
+    assert isinstance(after.layers[-1], siamese.towers.MaskedMaxPooling1D)
+    config = json.loads((second / "config.json").read_text())
+    assert config["text"]["init_tower"] == str(first) and config["head"] == "abs-diff"
+
+
+def test_init_tower_that_is_missing_or_not_a_text_tower_is_one_line(tmp_path):
+    import siamese
+
+    data = pairs_file(tmp_path / "pairs.tsv")
+    image_run = tmp_path / "images"
+    image_run.mkdir()
+    siamese.image_tower((8, 8, 1), filters=(2,), embedding_dim=3).save(image_run / "tower.keras")
+    for given, words in ((tmp_path / "nowhere", "not found"), (image_run, "not a text tower")):
+        out = tmp_path / f"r-{given.name}"
+        result = train_text_pairs(
+            ["--data", str(data), "--out", str(out), "--init-tower", str(given)], catch=True
+        )
+        assert result.exit_code == 2 and words in result.output and "--init-tower" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+        assert not out.exists()
+
+
+def test_missing_word_vectors_file_is_one_line(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv")
+    result = train_text_pairs(
+        ["--data", str(data), "--out", str(tmp_path / "r"), "--word-vectors", "nope.txt"], catch=True
+    )
+    assert result.exit_code == 2 and "nope.txt" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_time_budget_stops_before_an_overrunning_epoch(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    result = train_text_pairs(
+        ["--data", str(data), "--epochs", "5", "--out", str(out), "--time-budget", "0.001", *SMALL]
+    )
+    assert result.exit_code == 0, result.output
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 1  # the first epoch always runs; the second would overrun
+    assert (out / "metrics.json").is_file()
+
+
+def test_same_seed_same_run(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv", binary=True)
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        args = ["--data", str(data), "--epochs", "1", "--out", str(out), "--head", "concat", *SMALL]
+        assert train_text_pairs(args).exit_code == 0
+        runs.append(json.loads((out / "history.json").read_text()))
+    np.testing.assert_allclose(runs[0]["loss"], runs[1]["loss"], rtol=1e-5)
+
+
+REFIT = ["--epochs", "4", "--patience", "0", "--learning-rate", "0.01", "--refit", *SMALL]
+
+
+def test_refit_trains_again_on_train_and_dev_for_the_best_epoch_count(tmp_path, caplog):
+    import siamese
+    from siamese.datasets.text import load_text_dataset
+    from siamese.models import load_model, tower_of
+
+    data = tagged_pairs_file(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    result = train_text_pairs(["--data", str(data), "--out", str(out), *REFIT])
+    assert result.exit_code == 0, result.output
+    history = json.loads((out / "history.json").read_text())
+    refit = json.loads((out / "refit" / "history.json").read_text())
+    config = RunConfig.from_dict(json.loads((out / "config.json").read_text()), TextOptions)
+    assert config.options.refit
+    best = RunDir(out).read_state()["best_epoch"]  # the epoch early stopping restored
+    assert best == int(np.argmax(history["val_pearson"])) + 1
+    assert len(refit["loss"]) == best and not any(key.startswith("val_") for key in refit)
+    # The saved tower's vocabulary was adapted on train + dev; the first model's on train only.
+    splits = load_text_dataset(str(data), seed=0, dev_fraction=0.1)
+    dev_words = {s.split()[-1] for s in splits["dev"].b}
+    vocabulary = set(siamese.load_tower(out).get_layer("vectorize").get_vocabulary())
+    assert dev_words <= vocabulary
+    first = RunDir(out).load_checkpoint()[0]
+    assert not dev_words & set(tower_of(first).get_layer("vectorize").get_vocabulary())
+    # metrics.json: dev from the model chosen on dev (held out), train from the refit model.
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dev"]["pearson"] == pytest.approx(max(history["val_pearson"]), abs=1e-4)
+    final = load_model(out / "model.keras")
+    assert text_pairs.TASK.evaluate(out, split="train")["train"] == pytest.approx(metrics["train"], abs=1e-5)
+    assert len(final.get_weights()[0]) == len(vocabulary)
+    with caplog.at_level("WARNING"):
+        text_pairs.TASK.evaluate(out, split="dev")
+    assert "refit on train + dev" in caplog.text
+
+
+def test_refit_resumes_where_its_own_training_stopped(tmp_path, monkeypatch):
+    from siamese.training import TrainingError
+
+    data = tagged_pairs_file(tmp_path / "pairs.tsv")
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert train_text_pairs(["--data", str(data), "--out", str(whole), *REFIT]).exit_code == 0
+    real = text_pairs.fit_epochs
+
+    def dies_after_one_refit_epoch(model, epoch_data, dev_data, run, config, **kwargs):
+        if run.path.name != text_pairs.REFIT_FOLDER:
+            return real(model, epoch_data, dev_data, run, config, **kwargs)
+        real(model, epoch_data, dev_data, run, dataclasses.replace(config, epochs=1), **kwargs)
+        raise TrainingError("stopped")
+
+    monkeypatch.setattr(text_pairs, "fit_epochs", dies_after_one_refit_epoch)
+    stopped = train_text_pairs(["--data", str(data), "--out", str(split), *REFIT], catch=True)
+    assert stopped.exit_code == 2 and not (split / "metrics.json").exists()
+    assert len(json.loads((split / "refit" / "history.json").read_text())["loss"]) == 1
+    monkeypatch.setattr(text_pairs, "fit_epochs", real)
+    resumed = train_text_pairs(["--data", str(data), "--out", str(split), "--epochs", "4", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    a = json.loads((whole / "refit" / "history.json").read_text())
+    b = json.loads((split / "refit" / "history.json").read_text())
+    assert len(a["loss"]) >= 2
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-4)
+    ma = json.loads((whole / "metrics.json").read_text())
+    mb = json.loads((split / "metrics.json").read_text())
+    np.testing.assert_allclose(mb["train"]["pearson"], ma["train"]["pearson"], rtol=1e-4)
+
+
+def test_refit_of_binary_data_is_refused_before_any_folder(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv", binary=True)
+    out = tmp_path / "run"
+    result = train_text_pairs(["--data", str(data), "--out", str(out), *REFIT], catch=True)
+    assert result.exit_code == 2 and "--refit needs graded data" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_threshold_metric_f1_picks_the_dev_threshold_with_the_best_f1(tmp_path):
+    from siamese.metrics import evaluators as evaluation
+    from siamese.models import load_model
+
+    data = pairs_file(tmp_path / "pairs.tsv", n=300, binary=True)
+    runs = {}
+    for metric in ("accuracy", "f1"):
+        out = tmp_path / metric
+        args = ["--data", str(data), "--epochs", "1", "--out", str(out), "--threshold-metric", metric, *SMALL]
+        assert train_text_pairs(args).exit_code == 0
+        runs[metric] = json.loads((out / "metrics.json").read_text())
+    config = RunConfig.from_dict(json.loads((tmp_path / "f1" / "config.json").read_text()), TextOptions)
+    assert config.options.threshold_metric == "f1"
+    dev = text_pairs.load_splits(config)["dev"]
+    scores = evaluation.pair_outputs(load_model(tmp_path / "f1" / "model.keras"), dev.a, dev.b)
+    # Brute force: every cut between sorted scores, and both ends.
+    cuts = np.unique(np.r_[scores.min() - 1, scores, scores.max() + 1])
+    best_f1 = max(evaluation.binary_metrics(scores, dev.labels, t)["f1"] for t in cuts)
+    best_accuracy = max(evaluation.binary_metrics(scores, dev.labels, t)["accuracy"] for t in cuts)
+    assert runs["f1"]["dev"]["f1"] == pytest.approx(best_f1)
+    assert runs["accuracy"]["dev"]["accuracy"] == pytest.approx(best_accuracy)
+    # Here the two rules disagree, so the test tells them apart.
+    assert runs["accuracy"]["dev"]["f1"] < best_f1
+    assert text_pairs.TASK.evaluate(tmp_path / "f1", split="dev")["dev"] == pytest.approx(runs["f1"]["dev"])
+
+
+def test_unknown_threshold_metric_is_refused(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv", binary=True)
+    result = train_text_pairs(
+        ["--data", str(data), "--threshold-metric", "recall", "--out", str(tmp_path / "r")], catch=True
+    )
+    assert result.exit_code == 2 and "--threshold-metric" in result.output and not (tmp_path / "r").exists()
+    config = RunConfig(task="text-pairs", data=str(data), options=TextOptions(threshold_metric="recall"))
+    with pytest.raises(siamese.errors.ConfigError, match="threshold-metric"):
+        text_pairs.TASK.train(config, tmp_path / "r2", verbose=0)
+    assert not (tmp_path / "r2").exists()
