@@ -2,9 +2,9 @@
 
 - :class:`MaskedMaxPooling1D`: the maximum over a sequence's real steps (a text tower's
   ``sequence_pooling="max"``);
-- :class:`StackPair`, :class:`SplitPair`, :class:`TakeRows`: the plumbing of the fast
-  trainers of :mod:`siamese.training.fused` (both sides of a batch through the tower in one
-  call; each distinct item of a batch embedded once).
+- :class:`StackPair`, :class:`SplitPair`, :class:`TakeRows`, :class:`GroupSides`: the
+  plumbing of the fast trainers of :mod:`siamese.training.fused` (every side of a batch
+  through the tower in one call; each distinct item of a batch embedded once).
 
 Each is registered under ``siamese>`` (:mod:`siamese.registration`) and has no weights of
 its own, so a saved model that uses one loads in safe mode once ``siamese`` is imported.
@@ -69,3 +69,29 @@ class TakeRows(keras.layers.Layer):
     def call(self, inputs: Any) -> Any:
         table, index = inputs
         return ops.take(table, index, axis=0)
+
+
+@register
+class GroupSides(keras.layers.Layer):
+    """``[x_1; ...; x_s]`` (``s`` sides of a batch stacked, ``(s * batch, dim)``) → ``(batch, s, dim)``:
+    each example's encodings side by side, as the embedding losses take them.
+
+    Args:
+        sides: How many sides were stacked.
+    """
+
+    def __init__(self, sides: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if sides < 1:
+            raise ValueError(f"sides must be a positive integer, got {sides!r}")
+        self.sides = int(sides)
+
+    def call(self, inputs: Any) -> Any:
+        grouped = ops.reshape(inputs, (self.sides, -1, ops.shape(inputs)[-1]))
+        return ops.transpose(grouped, (1, 0, 2))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (None, self.sides, input_shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "sides": self.sides}

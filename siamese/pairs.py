@@ -19,6 +19,7 @@ Drawing is vectorised NumPy: a few hundred thousand pairs take a few tens of mil
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -359,3 +360,113 @@ def fixed_pairs(
         seed=seed,
     )
     return sampler.epoch(0)
+
+
+# ---------------------------------------------------------------------- batches of positive pairs
+
+
+def distinct_batches(
+    batches: Sequence[np.ndarray], keys: Sequence[np.ndarray], batch_size: int
+) -> list[np.ndarray]:
+    """``batches`` of pair positions re-cut so that no item is in a batch twice.
+
+    With in-batch negatives every other positive of a batch is a negative of an anchor; an
+    item that appears in two pairs of one batch would be a false negative. The pairs are
+    taken in the order of ``batches``; a pair one of whose items (``keys``: for each side, an
+    integer key per distinct item) is already in the batch being filled waits for the next
+    batch. Every pair is kept; the result depends on the order alone.
+
+    Args:
+        batches: Batches of pair positions (e.g. length-bucketed), in training order.
+        keys: The item key of each pair's side, one array per side (anchor, positive, and
+            any hard negative).
+        batch_size: Pairs per batch.
+    """
+    rows = np.stack([np.asarray(k, dtype=np.int64) for k in keys], axis=1)
+    batch_size = positive_int("batch_size", batch_size)
+    waiting: list[int] = []
+    out: list[np.ndarray] = []
+    current: list[int] = []
+    seen: set[int] = set()
+
+    def close() -> None:
+        nonlocal current, seen
+        if current:
+            out.append(np.asarray(current, dtype=np.int64))
+        current, seen = [], set()
+
+    for position in [int(i) for batch in batches for i in batch]:
+        for candidate in [*waiting, position]:
+            if len(current) == batch_size:
+                close()
+            if candidate in waiting:
+                waiting.remove(candidate)
+            items = set(rows[candidate].tolist())
+            if seen & items:
+                waiting.append(candidate)
+                continue
+            current.append(candidate)
+            seen |= items
+    while waiting:  # what is left: the batches it needs
+        close()
+        for candidate in list(waiting):
+            items = set(rows[candidate].tolist())
+            if len(current) < batch_size and not seen & items:
+                current.append(candidate)
+                seen |= items
+                waiting.remove(candidate)
+    close()
+    return out
+
+
+def mine_hard_negatives(
+    index: Any,
+    anchors: np.ndarray,
+    known: Sequence[set[int]],
+    *,
+    ranks: tuple[int, int],
+    seed: Sequence[int],
+) -> np.ndarray:
+    """One hard negative per anchor, found with the toolkit's own index.
+
+    Each anchor (a corpus id) searches the index (whose ids are corpus ids, holding the
+    tower's current embeddings of the training corpus); its own id and its known positives
+    are left out, and one of the results at ranks ``ranks[0]`` to ``ranks[1] - 1`` (0-based,
+    counted after that) is drawn at random. Ranks skip the very nearest items, which are the
+    likeliest unlabelled duplicates. An anchor with no result in the window gets a random
+    corpus item that is not a known positive.
+
+    Args:
+        index: A :class:`siamese.index.Index` of the corpus (ids ``0..n-1``).
+        anchors: The corpus id of each training pair's anchor.
+        known: For each anchor, the corpus ids that are similar to it (never drawn).
+        ranks: ``(first, stop)`` of the window.
+        seed: Seed of the draw (e.g. ``(seed, epoch)``).
+
+    Returns:
+        ``int64`` corpus ids, one per anchor.
+    """
+    first, stop = ranks
+    if not 0 <= first < stop:
+        raise ConfigError(f"mine ranks must be 0 <= first < stop, got {first}:{stop}")
+    rng = np.random.default_rng(list(seed))
+    n = index.ntotal
+    unique, inverse = np.unique(anchors, return_inverse=True)
+    depth = min(n, stop + 1 + max(len(k) for k in known))
+    _, found = index.search_vectors(index.vectors[unique], depth)  # row r of vectors is id r
+    negatives = np.empty(len(anchors), dtype=np.int64)
+    for row, (anchor, excluded) in enumerate(zip(anchors, known, strict=True)):
+        results = found[inverse[row]]
+        kept = [int(i) for i in results if i >= 0 and i != anchor and int(i) not in excluded]
+        window = kept[first:stop]
+        if window:
+            negatives[row] = window[rng.integers(len(window))]
+            continue
+        if n - 1 - len(excluded - {int(anchor)}) < 1:
+            raise ConfigError(f"item {int(anchor)} is similar to every other item: no negative to mine")
+        while True:  # some item is neither the anchor nor a positive
+            candidate = int(rng.integers(n))
+            if candidate != anchor and candidate not in excluded:
+                negatives[row] = candidate
+                break
+    return negatives

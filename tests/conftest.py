@@ -85,8 +85,9 @@ def train_text_pairs(args, catch=False):
     return result
 
 
-def eval_in_a_fresh_process(run, split):
-    """``siamese-eval --run RUN --split SPLIT`` in a new Python process: the figures it prints."""
+def eval_in_a_fresh_process(run, split, *extra):
+    """``siamese-eval --run RUN --split SPLIT [EXTRA]`` in a new Python process: the figures it
+    prints."""
     proc = subprocess.run(
         [
             sys.executable,
@@ -96,6 +97,7 @@ def eval_in_a_fresh_process(run, split):
             str(run),
             "--split",
             split,
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -104,6 +106,11 @@ def eval_in_a_fresh_process(run, split):
     assert proc.returncode == 0, proc.stderr
     line = next(li for li in proc.stdout.splitlines() if li.startswith(f"{split}:"))
     return {k: float(v) for k, v in (part.strip().split(" ") for part in line[len(split) + 1 :].split(","))}
+
+
+def without_speed(figures: dict) -> dict:
+    """Figures without the timing ones (queries per second), which differ from run to run."""
+    return {k: v for k, v in figures.items() if not k.endswith("_per_second")}
 
 
 def tagged_pairs_file(path, n=160):

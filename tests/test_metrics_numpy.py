@@ -538,3 +538,70 @@ def test_one_shot_accuracy_input_errors(similarity, answers, message):
 def test_rankdata_rejects_bad_input():
     with pytest.raises(ConfigError, match="empty"):
         metrics.rankdata([])
+
+
+# ---------------------------------------------------------------------- ranked retrieval
+
+
+def _brute_force_ranked(found, relevant, k):
+    """Each ranked metric computed query by query, from its textbook definition."""
+    recall, precision, rr, ndcg, ap = [], [], [], [], []
+    for ids, wanted in zip(found, relevant, strict=True):
+        wanted = set(wanted)
+        rels = [int(i) in wanted for i in ids]
+        top = rels[:k] + [False] * max(0, k - len(rels))
+        recall.append(sum(top) / len(wanted))
+        precision.append(sum(top) / k)
+        rr.append(next((1.0 / (r + 1) for r, hit in enumerate(top) if hit), 0.0))
+        dcg = sum(1.0 / math.log2(r + 2) for r, hit in enumerate(top) if hit)
+        ndcg.append(dcg / sum(1.0 / math.log2(r + 2) for r in range(min(len(wanted), k))))
+        big_r = len(wanted)
+        first = rels[:big_r] + [False] * max(0, big_r - len(rels))
+        ap.append(sum(sum(first[: i + 1]) / (i + 1) for i in range(big_r) if first[i]) / big_r)
+    return [float(np.mean(v)) for v in (recall, precision, rr, ndcg, ap)]
+
+
+def test_ranked_retrieval_metrics_match_brute_force_on_seeded_searches(rng):
+    for _ in range(20):
+        n, width = int(rng.integers(1, 30)), int(rng.integers(1, 12))
+        found = rng.integers(-1, 40, size=(n, width))  # -1: a missing result
+        relevant = [list(rng.choice(40, size=int(rng.integers(1, 15)), replace=False)) for _ in range(n)]
+        k = int(rng.integers(1, width + 4))
+        hits = metrics.relevance(found, relevant)
+        counts = [len(r) for r in relevant]
+        got = [
+            metrics.ranked_recall(hits, counts, k),
+            metrics.ranked_precision(hits, k),
+            metrics.mean_reciprocal_rank(hits, k),
+            metrics.ndcg(hits, counts, k),
+            metrics.map_at_r(hits, counts),
+        ]
+        np.testing.assert_allclose(got, _brute_force_ranked(found, relevant, k), rtol=1e-12)
+
+
+def test_ranked_retrieval_by_hand():
+    # Query 0: its partner (7) second; query 1: partner absent; query 2: two of three class
+    # mates at ranks 1 and 3; a missing result (-1) is never relevant.
+    found = np.array([[3, 7, 9], [1, 2, -1], [5, 8, 6]])
+    hits = metrics.relevance(found, [7, 4, {5, 6, 11}])
+    counts = [1, 1, 3]
+    assert hits.tolist() == [[False, True, False], [False, False, False], [True, False, True]]
+    assert metrics.ranked_recall(hits, counts, 1) == pytest.approx((0 + 0 + 1 / 3) / 3)
+    assert metrics.ranked_recall(hits, counts, 3) == pytest.approx((1 + 0 + 2 / 3) / 3)
+    assert metrics.mean_reciprocal_rank(hits, 3) == pytest.approx((1 / 2 + 0 + 1) / 3)
+    assert metrics.ranked_precision(hits, 2) == pytest.approx((1 / 2 + 0 + 1 / 2) / 3)
+    ndcg0 = 1 / math.log2(3)
+    ndcg2 = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3) + 1 / math.log2(4))
+    assert metrics.ndcg(hits, counts, 3) == pytest.approx((ndcg0 + 0 + ndcg2) / 3)
+    assert metrics.map_at_r(hits, counts) == pytest.approx((0 + 0 + (1 + 2 / 3) / 3) / 3)
+
+
+def test_ranked_retrieval_refuses_bad_input():
+    with pytest.raises(ConfigError, match="boolean"):
+        metrics.ranked_recall(np.zeros((2, 3)), [1, 1], 2)
+    with pytest.raises(ConfigError, match="at least one relevant"):
+        metrics.ndcg(np.zeros((2, 3), dtype=bool), [1, 0], 2)
+    with pytest.raises(ConfigError, match="positive integer"):
+        metrics.mean_reciprocal_rank(np.zeros((2, 3), dtype=bool), 0)
+    with pytest.raises(ConfigError, match="rows"):
+        metrics.relevance(np.zeros((2, 3), dtype=int), [1])

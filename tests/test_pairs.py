@@ -393,3 +393,42 @@ def test_augment_bad_images():
         augment(np.zeros((1, 4, 4, 1), np.int32))
     with pytest.raises(ConfigError, match="does not fit uint8"):
         AffineAugment(fill=300)(np.zeros((1, 4, 4, 1), np.uint8))
+
+
+# ---------------------------------------------------------------------- batches of positive pairs
+
+
+def test_distinct_batches_keep_every_pair_once_and_no_item_twice_in_a_batch():
+    from siamese.pairs import distinct_batches
+
+    rng = np.random.default_rng(3)
+    keys_a = rng.integers(0, 40, size=300)  # many repeated items: each in several pairs
+    keys_b = rng.integers(40, 90, size=300)
+    order = rng.permutation(300)
+    batches = distinct_batches([order[i : i + 32] for i in range(0, 300, 32)], [keys_a, keys_b], 32)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(300))
+    for batch in batches:
+        items = np.concatenate([keys_a[batch], keys_b[batch]])
+        assert len(batch) <= 32 and len(set(items.tolist())) == len(items)
+    again = distinct_batches([order[i : i + 32] for i in range(0, 300, 32)], [keys_a, keys_b], 32)
+    assert [b.tolist() for b in again] == [b.tolist() for b in batches]
+
+
+def test_mined_negatives_are_near_but_never_known_positives():
+    import siamese
+    from siamese.pairs import mine_hard_negatives
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(60, 4)).astype(np.float32)
+    index = siamese.Index.from_vectors(vectors, metric="cosine")
+    anchors = np.arange(0, 60, 3)
+    known = [{int(a) + 1, int(a) + 2} for a in anchors]
+    found = mine_hard_negatives(index, anchors, known, ranks=(0, 3), seed=(0, 0))
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for anchor, wanted, negative in zip(anchors, known, found, strict=True):
+        assert negative != anchor and negative not in wanted
+        order = [int(i) for i in np.argsort(-unit @ unit[anchor]) if i != anchor and int(i) not in wanted]
+        assert negative in order[:3]  # among the three nearest that are not known positives
+    assert mine_hard_negatives(index, anchors, known, ranks=(0, 3), seed=(0, 0)).tolist() == found.tolist()
+    with pytest.raises(ConfigError, match="0 <= first < stop"):
+        mine_hard_negatives(index, anchors, known, ranks=(5, 5), seed=(0,))

@@ -44,6 +44,12 @@ def _take_rows() -> RoundTrip:
     )
 
 
+def _group_sides() -> RoundTrip:
+    stacked = keras.Input((4,), name="stacked")
+    layer = layers.GroupSides(3, name="group")
+    return RoundTrip(layer, keras.Model(stacked, layer(stacked)), [np.concatenate([U, V, U + V])])
+
+
 def _ensemble_head() -> RoundTrip:
     members = [heads.AbsDiffHead(name="m0"), heads.ConcatHead(hidden_units=3, name="m1")]
     return _pair_layer(heads.EnsembleHead(members, [2, 2], name="ensemble_head"))
@@ -53,6 +59,21 @@ def _loss() -> RoundTrip:
     labels = np.array([1, 0, 1, 0, 1], dtype=np.float32)
     distances = np.array([0.2, 0.5, 1.4, 2.0, 0.0], dtype=np.float32)
     return RoundTrip(losses.ContrastiveLoss(margin=1.5), None, [labels, distances])
+
+
+def _embedding_losses() -> list[RoundTrip]:
+    stacked = RNG.normal(size=(4, 3, 5)).astype(np.float32)
+    labels = np.array([0, 0, 1, 1], dtype=np.float32)
+    scores = np.array([0.2, 0.9, 0.5, 0.7], dtype=np.float32)
+    return [
+        RoundTrip(
+            losses.MultipleNegativesRankingLoss(scale=9.0, symmetric=True),
+            None,
+            [np.zeros(4, "float32"), stacked],
+        ),
+        RoundTrip(losses.CoSENTLoss(scale=11.0), None, [scores, np.tanh(U[:4, :1])]),
+        RoundTrip(losses.BatchHardTripletLoss(margin=0.7), None, [labels, U[:4]]),
+    ]
 
 
 def _metric() -> RoundTrip:
@@ -65,6 +86,7 @@ CASES = [
     _pair_layer(layers.StackPair(name="stack")),
     _split_pair(),
     _take_rows(),
+    _group_sides(),
     _pair_layer(heads.AbsDiffHead(name="head")),
     _pair_layer(heads.ManhattanSimilarity(name="head")),
     _pair_layer(heads.CosineSimilarity(name="head")),
@@ -72,6 +94,7 @@ CASES = [
     _pair_layer(heads.ConcatHead(hidden_units=3, name="head")),
     _ensemble_head(),
     _loss(),
+    *_embedding_losses(),
     _metric(),
 ]
 

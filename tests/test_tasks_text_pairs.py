@@ -8,9 +8,19 @@ import os
 
 import numpy as np
 import pytest
-from conftest import SMALL, WORDS, eval_in_a_fresh_process, pairs_file, tagged_pairs_file, train_text_pairs
+from click.testing import CliRunner
+from conftest import (
+    SMALL,
+    WORDS,
+    eval_in_a_fresh_process,
+    pairs_file,
+    tagged_pairs_file,
+    train_text_pairs,
+    without_speed,
+)
 
 import siamese
+from siamese import cli
 from siamese.tasks import text_pairs
 from siamese.tasks.text_pairs import TextOptions
 from siamese.training import RunConfig, RunDir
@@ -299,7 +309,8 @@ def test_refit_trains_again_on_train_and_dev_for_the_best_epoch_count(tmp_path, 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["dev"]["pearson"] == pytest.approx(max(history["val_pearson"]), abs=1e-4)
     final = load_model(out / "model.keras")
-    assert text_pairs.TASK.evaluate(out, split="train")["train"] == pytest.approx(metrics["train"], abs=1e-5)
+    again = text_pairs.TASK.evaluate(out, split="train", retrieval=True)["train"]
+    assert without_speed(again) == pytest.approx(without_speed(metrics["train"]), abs=1e-5)
     assert len(final.get_weights()[0]) == len(vocabulary)
     with caplog.at_level("WARNING"):
         text_pairs.TASK.evaluate(out, split="dev")
@@ -368,7 +379,8 @@ def test_threshold_metric_f1_picks_the_dev_threshold_with_the_best_f1(tmp_path):
     assert runs["accuracy"]["dev"]["accuracy"] == pytest.approx(best_accuracy)
     # Here the two rules disagree, so the test tells them apart.
     assert runs["accuracy"]["dev"]["f1"] < best_f1
-    assert text_pairs.TASK.evaluate(tmp_path / "f1", split="dev")["dev"] == pytest.approx(runs["f1"]["dev"])
+    again = text_pairs.TASK.evaluate(tmp_path / "f1", split="dev", retrieval=True)["dev"]
+    assert without_speed(again) == pytest.approx(without_speed(runs["f1"]["dev"]))
 
 
 def test_unknown_threshold_metric_is_refused(tmp_path):
@@ -381,3 +393,155 @@ def test_unknown_threshold_metric_is_refused(tmp_path):
     with pytest.raises(siamese.errors.ConfigError, match="threshold-metric"):
         text_pairs.TASK.train(config, tmp_path / "r2", verbose=0)
     assert not (tmp_path / "r2").exists()
+
+
+def test_retrieval_figures_through_the_index_agree_in_training_eval_and_siamese_index(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv", n=200, binary=True)
+    out = tmp_path / "run"
+    result = train_text_pairs(["--data", str(data), "--epochs", "2", "--out", str(out), *SMALL])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    dev = metrics["dev"]
+    for key in ("retrieval_recall@1", "retrieval_recall@10", "retrieval_mrr@10", "retrieval_ndcg@10"):
+        assert 0.0 <= dev[key] <= 1.0, key
+    assert dev["retrieval_recall@1"] <= dev["retrieval_recall@5"] <= dev["retrieval_recall@10"]
+    assert dev["retrieval_queries"] > 0 and dev["retrieval_corpus"] > dev["retrieval_queries"]
+
+    shown = eval_in_a_fresh_process(out, "dev", "--retrieval")
+    assert without_speed(shown) == pytest.approx(without_speed(dev), abs=1e-4)
+
+    # The same figures from an index built with siamese-index over the dev split's sentences.
+    from siamese.datasets.text import load_text_dataset
+
+    pairs = load_text_dataset(str(data))["dev"]
+    dev_file = tmp_path / "dev.tsv"
+    dev_file.write_text(
+        "sentence1\tsentence2\tlabel\n"
+        + "".join(f"{a}\t{b}\t{int(y)}\n" for a, b, y in zip(pairs.a, pairs.b, pairs.labels, strict=True))
+    )
+    index = tmp_path / "idx"
+    built = CliRunner().invoke(
+        cli.index, ["build", "--run", str(out), "--input", str(dev_file), "--out", str(index)]
+    )
+    assert built.exit_code == 0, built.output
+    evaluated = CliRunner().invoke(
+        cli.index, ["evaluate", "--index", str(index), "--pairs", str(dev_file), "--json"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    from_index = without_speed(json.loads(evaluated.output))
+    assert from_index == pytest.approx(
+        {k: v for k, v in without_speed(dev).items() if k.startswith("retrieval_")}
+    )
+
+
+def test_siamese_index_evaluate_refuses_pairs_outside_the_index(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv", n=60, binary=True)
+    out = tmp_path / "run"
+    assert train_text_pairs(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL]).exit_code == 0
+    lines = data.read_text().splitlines()
+    half = tmp_path / "half.tsv"
+    half.write_text("\n".join(lines[:30]) + "\n")
+    index = tmp_path / "idx"
+    assert (
+        CliRunner()
+        .invoke(cli.index, ["build", "--run", str(out), "--input", str(half), "--out", str(index)])
+        .exit_code
+        == 0
+    )
+    result = CliRunner().invoke(cli.index, ["evaluate", "--index", str(index), "--pairs", str(data)])
+    assert result.exit_code == 2
+    assert "not in the index" in result.output and str(data) in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------- --objective retrieval
+
+
+RETRIEVAL = ["--objective", "retrieval", "--learning-rate", "0.01", "--patience", "0", *SMALL]
+
+
+def test_retrieval_objective_trains_the_space_the_index_searches(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv", n=300, binary=True)
+    out = tmp_path / "run"
+    result = train_text_pairs(["--data", str(data), "--epochs", "4", "--out", str(out), *RETRIEVAL])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert (config["objective"], config["head"], config["loss"]) == (
+        "retrieval",
+        "cosine",
+        "multiple-negatives",
+    )
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["val_retrieval_mrr@10"]) == 4 and history["loss"][-1] < history["loss"][0]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dev"]["retrieval_mrr@10"] == pytest.approx(max(history["val_retrieval_mrr@10"]), abs=1e-6)
+    # the saved pair model scores a pair by the cosine of its two embeddings: the index's score
+    from siamese.models import load_model
+
+    model, tower = load_model(out / "model.keras"), siamese.load_tower(out)
+    a, b = ["man plays guitar red"], ["dog eats food"]
+    u, v = siamese.embed(tower, a)[0], siamese.embed(tower, b)[0]
+    cosine = float(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+    assert float(
+        np.asarray(model([np.array(a, dtype=object), np.array(b, dtype=object)]))[0, 0]
+    ) == pytest.approx(cosine, abs=1e-5)
+
+
+def test_mined_negatives_are_kept_and_a_resumed_run_trains_on_them(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv", n=300, binary=True)
+    mining = ["--data", str(data), "--mine-every", "2", "--mine-ranks", "2:12", *RETRIEVAL]
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert train_text_pairs([*mining, "--epochs", "4", "--out", str(whole)]).exit_code == 0
+    assert train_text_pairs([*mining, "--epochs", "3", "--out", str(split)]).exit_code == 0
+    assert (split / "checkpoints" / "negatives-0002.npy").is_file()  # mined before epoch 3
+    resumed = train_text_pairs(["--out", str(split), "--resume", "--epochs", "4"], catch=True)
+    assert resumed.exit_code == 0, resumed.output
+    np.testing.assert_array_equal(
+        np.load(split / "checkpoints" / "negatives-0002.npy"),
+        np.load(whole / "checkpoints" / "negatives-0002.npy"),
+    )
+    a = json.loads((whole / "history.json").read_text())
+    b = json.loads((split / "history.json").read_text())
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-5)
+    np.testing.assert_allclose(b["val_retrieval_mrr@10"], a["val_retrieval_mrr@10"], rtol=1e-5)
+    # no mined negative is a known positive of its anchor
+    from siamese.datasets.text import load_text_dataset
+
+    train = load_text_dataset(str(data))["train"]
+    similar = {(x, y) for x, y, label in zip(train.a, train.b, train.labels, strict=True) if label == 1}
+    similar |= {(y, x) for x, y in similar}
+    corpus = list(dict.fromkeys([*train.a, *train.b]))
+    anchors = [x for x, label in zip(train.a, train.labels, strict=True) if label == 1]
+    negatives = np.load(whole / "checkpoints" / "negatives-0002.npy")
+    assert len(negatives) == len(anchors)
+    assert not any(
+        (x, corpus[n]) in similar or x == corpus[n] for x, n in zip(anchors, negatives, strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--objective", "retrieval", "--loss", "mse"], ["--objective retrieval", "multiple-negatives"]),
+        (["--objective", "retrieval", "--head", "concat"], ["--head cosine"]),
+        (["--loss", "multiple-negatives"], ["--objective retrieval"]),
+        (["--mine-every", "2"], ["--mine-every", "--objective retrieval"]),
+        (["--objective", "retrieval", "--mine-every", "0"], ["--mine-every"]),
+        (["--objective", "retrieval", "--mine-ranks", "9:3"], ["--mine-ranks"]),
+        (
+            ["--objective", "retrieval", "--mine-every", "1", "--mine-ranks", "10:5000"],
+            ["--mine-ranks", "beyond"],
+        ),
+        (["--objective", "retrieval", "--positive-threshold", "9"], ["no similar pair"]),
+        (["--loss", "cosent"], ["--head cosine"]),
+    ],
+)
+def test_bad_retrieval_settings_are_one_line_and_leave_no_folder(tmp_path, args, words):
+    data = pairs_file(tmp_path / "pairs.tsv")  # graded
+    out = tmp_path / "run"
+    result = train_text_pairs(["--data", str(data), "--out", str(out), *args, *SMALL], catch=True)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    for word in words:
+        assert word in result.output
+    assert not out.exists()

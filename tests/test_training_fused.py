@@ -117,3 +117,58 @@ def test_batch_norm_towers_keep_the_two_call_path():
     plain = siamese.image_tower((8, 8, 1), filters=(2,), embedding_dim=3)
     normed = siamese.image_tower((8, 8, 1), filters=(2,), embedding_dim=3, batch_norm=True)
     assert fused.computes_the_same(plain) and not fused.computes_the_same(normed)
+
+
+def _embedding_loss_and_gradients(variables, compute, loss, targets):
+    with tf.GradientTape() as tape:
+        value = loss(targets, compute())
+    gradients = tape.gradient(value, variables)
+    return float(value), [np.asarray(tf.convert_to_tensor(g)) for g in gradients]
+
+
+@pytest.mark.parametrize("sides, rnn", [(2, "lstm"), (3, "bilstm")])
+def test_text_embedding_trainer_has_the_same_loss_and_gradients(sides, rnn):
+    texts = [TEXTS_A, TEXTS_B, list(reversed(TEXTS_B))][:sides]
+    tower = siamese.text_tower(
+        TEXTS_A + TEXTS_B, units=8, embedding_dim=6, sequence_length=12, rnn=rnn, seed=1
+    )
+    model = siamese.build_siamese(tower, "cosine")
+    loss = losses.get("multiple-negatives", symmetric=True)
+    zeros = np.zeros(4, dtype=np.float32)
+
+    def plain_call():  # the tower called once per side, on raw strings
+        encodings = [tower(np.array(side, dtype=object), training=True) for side in texts]
+        return tf.stack(encodings, axis=1)
+
+    plain = _embedding_loss_and_gradients(tower.trainable_variables, plain_call, loss, zeros)
+    trainer = fused.embedding_trainer(model, sides=sides, token_ids=True)
+    assert {id(v) for v in trainer.trainable_variables} == {id(v) for v in tower.trainable_variables}
+    vectorizer = encode.text_vectorizer(tower)
+    ids = [encode.token_ids(vectorizer, side) for side in texts]
+    lengths = np.max([encode.lengths_of(i) for i in ids], axis=0)
+    ((cut, _),) = fused.side_batches(ids, zeros, [np.arange(4)], lengths)
+    assert cut[0].shape[1] < 12
+    fast = _embedding_loss_and_gradients(
+        trainer.trainable_variables, lambda: trainer(list(cut), training=True), loss, zeros
+    )
+    _assert_same(plain, fast)
+
+
+def test_image_embedding_trainer_has_the_same_loss_and_gradients():
+    tower = siamese.image_tower((8, 8, 1), filters=(3,), embedding_dim=5, seed=2)
+    model = siamese.build_siamese(tower, "cosine")
+    rng = np.random.default_rng(0)
+    sides = [rng.integers(0, 256, size=(6, 8, 8, 1)).astype(np.uint8) for _ in range(2)]
+    loss = losses.get("multiple-negatives")
+    zeros = np.zeros(6, dtype=np.float32)
+    plain = _embedding_loss_and_gradients(
+        tower.trainable_variables,
+        lambda: tf.stack([tower(s, training=True) for s in sides], axis=1),
+        loss,
+        zeros,
+    )
+    trainer = fused.embedding_trainer(model, sides=2)
+    fast = _embedding_loss_and_gradients(
+        trainer.trainable_variables, lambda: trainer(sides, training=True), loss, zeros
+    )
+    _assert_same(plain, fast)

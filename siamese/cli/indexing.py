@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 
 import click
+import numpy as np
 
-from siamese.cli.common import OneLineGroup, friendly_errors, setup_logging, verbose_option
-from siamese.datasets.corpus import read_corpus
+from siamese.cli.common import OneLineGroup, echo_metrics, friendly_errors, setup_logging, verbose_option
+from siamese.datasets.corpus import pair_splits, read_corpus
+from siamese.datasets.records import GRADED
 from siamese.errors import SiameseError
 from siamese.index import Index, recall_at_k
+from siamese.metrics.retrieval import evaluate_retrieval, pair_queries_of_index
 from siamese.models import load_tower
 
 
@@ -21,6 +24,7 @@ Examples:
   siamese-index build --run runs/sick --input sick --out idx/sick
   siamese-index query --index idx/sick "A man is playing a guitar" -k 5
   siamese-index info --index idx/sick
+  siamese-index evaluate --index idx/sick --pairs sick
 """,
 )
 def index() -> None:
@@ -60,6 +64,12 @@ Examples:
 )
 @click.option("--metric", type=click.Choice(["cosine", "ip", "l2"]), default="cosine", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option(
+    "--split",
+    default=None,
+    help="Which split of a dataset to index: test (the default for a text dataset), train, dev, or all; "
+    "an image dataset's default is its held-out split.",
+)
 @click.option("--check-recall", is_flag=True, help="Measure recall@10 against exact search on a sample.")
 @verbose_option
 @friendly_errors
@@ -70,6 +80,7 @@ def index_build(
     factory: str,
     metric: str,
     batch_size: int,
+    split: str | None,
     check_recall: bool,
     verbose: bool,
 ) -> None:
@@ -78,7 +89,7 @@ def index_build(
 
     tower_path = Path(run_dir) / "tower.keras"
     tower = load_tower(tower_path)
-    items, payloads = read_corpus(input_spec, tower)
+    items, payloads = read_corpus(input_spec, tower, split=split)
     built = Index.build(
         tower,
         items,
@@ -149,3 +160,62 @@ def index_query(
 def index_info(index_dir: str) -> None:
     """Print an index folder's manifest (dimension, metric, factory, count, tower)."""
     click.echo(json.dumps(Index.load(index_dir, check_tower=False).info(), indent=2))
+
+
+@index.command(
+    "evaluate",
+    epilog="""\b
+Examples:
+  siamese-index evaluate --index idx/q --pairs qqp               # its test split
+  siamese-index evaluate --index idx/mine --pairs pairs.tsv --label-col dup
+""",
+)
+@click.option("--index", "index_dir", type=click.Path(exists=True, file_okay=False), required=True)
+@click.option(
+    "--pairs",
+    "pairs_spec",
+    required=True,
+    help="A text dataset name or a CSV/TSV of pairs whose items are in the index (its payloads).",
+)
+@click.option("--split", default=None, help="Split of a dataset (default: test; a file: all of it).")
+@click.option(
+    "--positive-threshold",
+    type=float,
+    default=4.0,
+    show_default=True,
+    help="Graded pairs: the score from which a pair counts as similar.",
+)
+@click.option("--text-a-col", default="sentence1", show_default=True, help="CSV/TSV: first text column.")
+@click.option("--text-b-col", default="sentence2", show_default=True, help="CSV/TSV: second text column.")
+@click.option("--label-col", default="label", show_default=True, help="CSV/TSV: label column.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@verbose_option
+@friendly_errors
+def index_evaluate(
+    index_dir: str,
+    pairs_spec: str,
+    split: str | None,
+    positive_threshold: float,
+    text_a_col: str,
+    text_b_col: str,
+    label_col: str,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Query an index with the first item of each similar pair: recall@k, MRR@10, nDCG@10 of
+    finding its partner (the query's own copy left out)."""
+    setup_logging(verbose)
+    loaded = Index.load(index_dir)
+    if loaded.tower is None or str(loaded.tower.inputs[0].dtype) != "string":
+        raise SiameseError(f"--index {index_dir}: its tower does not take texts; --pairs holds text pairs")
+    chosen = pair_splits(pairs_spec, split, text_a_col=text_a_col, text_b_col=text_b_col, label_col=label_col)
+    a = [x for pairs in chosen for x in pairs.a]
+    b = [y for pairs in chosen for y in pairs.b]
+    labels = np.concatenate([pairs.labels for pairs in chosen])
+    similar = labels >= positive_threshold if chosen[0].kind == GRADED else labels == 1.0
+    queries = pair_queries_of_index(loaded, a, b, similar, source=f"--pairs {pairs_spec}")
+    figures = evaluate_retrieval(loaded, queries)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+    else:
+        echo_metrics({"retrieval": figures})

@@ -18,7 +18,7 @@ import click
 from siamese import tasks
 from siamese.cli.common import UsageLikeError, echo_metrics, friendly_errors, setup_logging
 from siamese.errors import SiameseError
-from siamese.training.config import RunConfig
+from siamese.training.config import OBJECTIVES, RunConfig
 
 _TASK_KEY = "siamese.task"
 _RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
@@ -31,9 +31,10 @@ def _common_options(task: tasks.Task) -> list[click.Option]:
         "data": click.Option(["--data"], default=d.data, show_default=True, help=task.data_help),
         "objective": click.Option(
             ["--objective"],
-            type=click.Choice(["regression", "binary"]),
+            type=click.Choice(list(OBJECTIVES)),
             default=None,
-            help="Default: regression for graded scores, binary for 0/1 labels.",
+            help="regression (graded scores) or binary (0/1 labels): a head scores pairs; retrieval: train "
+            "the embedding space the index searches [regression for graded scores, binary for 0/1 labels].",
         ),
         "head": click.Option(
             ["--head"], default=None, help="Similarity head: abs-diff, manhattan, cosine, euclidean, concat."

@@ -1,10 +1,12 @@
 """What ``siamese-index build --input`` reads: the items to embed and their payloads.
 
-For a text tower: a text dataset name (every distinct sentence of all its splits, both
-sides), a ``.txt`` file (one item per line), or a CSV/TSV of pairs (the distinct sentences of
-both text columns). For an image tower: an image dataset name (``fashion-mnist`` is its test
-split; ``fashion-mnist:train`` its training split; ``omniglot`` the background images), or a
-folder of images (searched recursively; the payload is the file's path).
+For a text tower: a text dataset name (the distinct sentences, both sides, of one split,
+``test`` unless another is asked for, or of every split with ``"all"``), a ``.txt`` file (one
+item per line), or a CSV/TSV of pairs (the distinct sentences of both text columns, of the
+whole file unless a split is asked for). For an image tower: an image dataset name
+(``fashion-mnist`` is its test split; ``fashion-mnist:train`` its training split;
+``omniglot`` the background images), or a folder of images (searched recursively; the
+payload is the file's path).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from siamese.datasets.images import IMAGE_SUFFIXES, load_image_split
+from siamese.datasets.records import TextPairs
 from siamese.datasets.text import TEXT_DATASETS, load_text_dataset
 from siamese.errors import ConfigError, DataError
 
@@ -24,13 +27,36 @@ def _distinct(texts: list[str]) -> list[str]:
     return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
-def text_corpus(spec: str, **csv_options: Any) -> tuple[list[str], list[str]]:
+#: What ``split`` takes to index every split of a dataset.
+ALL_SPLITS = "all"
+
+
+def pair_splits(spec: str, split: str | None = None, **csv_options: Any) -> list[TextPairs]:
+    """The pairs of ``split`` of a text dataset name or a CSV/TSV of pairs: a named dataset's
+    ``test`` split by default, a file's every pair; ``"all"``: every split.
+
+    Raises:
+        ConfigError: The dataset has no such split.
+    """
+    named = spec.lower() in TEXT_DATASETS or spec.startswith("tfds:")
+    splits = load_text_dataset(spec, **csv_options)
+    chosen = split or ("test" if named else ALL_SPLITS)
+    if chosen == ALL_SPLITS:
+        return list(splits.values())
+    if chosen not in splits:
+        raise ConfigError(f"{spec!r} has no split {chosen!r}; it has {', '.join(splits)} (or {ALL_SPLITS})")
+    return [splits[chosen]]
+
+
+def text_corpus(spec: str, split: str | None = None, **csv_options: Any) -> tuple[list[str], list[str]]:
     """Distinct texts to index and their payloads (the texts themselves)."""
     path = Path(spec).expanduser()
     if spec.lower() in TEXT_DATASETS or spec.startswith("tfds:") or path.suffix.lower() in (".csv", ".tsv"):
-        splits = load_text_dataset(spec, **csv_options)
-        texts = _distinct([t for pairs in splits.values() for t in (*pairs.a, *pairs.b)])
+        chosen = pair_splits(spec, split, **csv_options)
+        texts = _distinct([t for pairs in chosen for t in (*pairs.a, *pairs.b)])
     elif path.is_file():
+        if split is not None:
+            raise ConfigError(f"--split applies to a dataset or a CSV/TSV of pairs, not to {spec!r}")
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as exc:
@@ -77,9 +103,11 @@ def is_text_tower(tower: Any) -> bool:
     return str(tower.inputs[0].dtype) == "string"
 
 
-def read_corpus(spec: str, tower: Any, **options: Any) -> tuple[Any, list[Any]]:
-    """Items and payloads for ``tower`` (text or image) from ``spec``."""
+def read_corpus(spec: str, tower: Any, *, split: str | None = None, **options: Any) -> tuple[Any, list[Any]]:
+    """Items and payloads for ``tower`` (text or image) from ``spec`` (and ``split``)."""
     if is_text_tower(tower):
-        return text_corpus(spec, **options)
+        return text_corpus(spec, split, **options)
+    if split is not None:
+        spec = f"{spec}:{split}"
     shape = tuple(tower.inputs[0].shape[1:3])
     return image_corpus(spec, size=shape)

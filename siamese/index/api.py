@@ -162,7 +162,7 @@ class Index:
         index._tower_sha256 = sha256
         index._tower_path = None if tower_path is None else Path(os.path.abspath(tower_path))
         if tower_path is None:
-            logger.info("no tower_path given: a loaded copy of this index will need tower= to embed queries")
+            logger.debug("no tower_path given: a loaded copy of this index will need tower= to embed queries")
         return index
 
     @classmethod
@@ -440,6 +440,11 @@ class Index:
         view = self._vectors.view()
         view.flags.writeable = False
         return view
+
+    @property
+    def payloads(self) -> tuple[Any, ...]:
+        """The payloads in row order (the rows of :attr:`ids`)."""
+        return tuple(self._payloads)
 
     @property
     def ids(self) -> np.ndarray:

@@ -482,6 +482,107 @@ def recall_at_k(found_ids: ArrayLike, true_ids: ArrayLike, k: int) -> float:
     return hits / (len(found) * k)
 
 
+# --------------------------------------------------------------------------------------------
+# Ranked retrieval: what a search returned, against what was relevant
+# --------------------------------------------------------------------------------------------
+#
+# A search's results for n queries are an (n, K) array of ids, best first (-1: no result).
+# :func:`relevance` turns them into an (n, K) boolean array, True where a result is relevant
+# to its query; the metrics below read that array and the number of relevant items of each
+# query (for a pair, 1: its partner; for a class, the other items of the class). Results are
+# taken in the order the search returned them: among equal scores, that order decides.
+
+
+def relevance(found_ids: ArrayLike, relevant: Sequence[Any] | ArrayLike) -> np.ndarray:
+    """Which results are relevant: ``(n, K)`` booleans, in the order of ``found_ids``.
+
+    Args:
+        found_ids: ``(n, K)`` integer ids of each query's results, best first; negative ids
+            (FAISS's "no result") are never relevant.
+        relevant: For each query, its relevant ids: a collection of ids, or one id.
+
+    Raises:
+        ConfigError: The shapes do not fit or ``found_ids`` is not integer.
+    """
+    found = int_array("found_ids", found_ids, 2)
+    if len(relevant) != len(found):
+        raise ConfigError(f"found_ids has {len(found)} rows but relevant has {len(relevant)}")
+    hits = np.zeros(found.shape, dtype=bool)
+    for row, wanted in enumerate(relevant):
+        wanted = {int(wanted)} if isinstance(wanted, (int, np.integer)) else {int(i) for i in wanted}
+        hits[row] = [int(i) in wanted and i >= 0 for i in found[row]]
+    return hits
+
+
+def _ranked(
+    hits: ArrayLike, n_relevant: ArrayLike | None, k: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Checked ``hits`` (2-D booleans, padded with False up to ``k`` columns) and
+    ``n_relevant`` (one count of at least 1 per row)."""
+    array = np.asarray(hits)
+    if array.ndim != 2 or array.shape[0] == 0 or array.dtype != bool:
+        raise ConfigError(
+            f"hits must be a non-empty 2-D boolean array, got {array.dtype} of shape {array.shape}"
+        )
+    if k is not None and positive_int("k", k) > array.shape[1]:  # missing results are not relevant
+        array = np.pad(array, ((0, 0), (0, k - array.shape[1])))
+    if n_relevant is None:
+        return array, None
+    counts = int_array("n_relevant", n_relevant, 1)
+    same_length("hits", array, "n_relevant", counts)
+    if counts.min() < 1:
+        raise ConfigError("every query needs at least one relevant item (n_relevant >= 1)")
+    return array, counts
+
+
+def ranked_recall(hits: ArrayLike, n_relevant: ArrayLike, k: int) -> float:
+    """Mean share of each query's relevant items found in its first ``k`` results (for a
+    query with one relevant item: the share of queries that found it in the top ``k``)."""
+    array, counts = _ranked(hits, n_relevant, k)
+    return float(np.mean(array[:, :k].sum(axis=1) / counts))
+
+
+def ranked_precision(hits: ArrayLike, k: int) -> float:
+    """Mean share of relevant items among each query's first ``k`` results (a missing result
+    counts as not relevant)."""
+    array, _ = _ranked(hits, None, k)
+    return float(np.mean(array[:, :k].sum(axis=1) / k))
+
+
+def mean_reciprocal_rank(hits: ArrayLike, k: int) -> float:
+    """Mean of ``1 / rank`` of each query's first relevant result within the first ``k``
+    (0 when there is none)."""
+    array, _ = _ranked(hits, None, k)
+    top = array[:, :k]
+    first = np.argmax(top, axis=1) + 1
+    return float(np.mean(np.where(top.any(axis=1), 1.0 / first, 0.0)))
+
+
+def ndcg(hits: ArrayLike, n_relevant: ArrayLike, k: int) -> float:
+    """Mean normalised discounted cumulative gain at ``k`` with binary gains: the sum of
+    ``1 / log2(rank + 1)`` over relevant results in the first ``k``, over its best value
+    (all ``min(R, k)`` relevant items first)."""
+    array, counts = _ranked(hits, n_relevant, k)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    gain = (array[:, :k] * discounts).sum(axis=1)
+    ideal = np.cumsum(discounts)[np.minimum(counts, k) - 1]
+    return float(np.mean(gain / ideal))
+
+
+def map_at_r(hits: ArrayLike, n_relevant: ArrayLike) -> float:
+    """Mean average precision at R (Musgrave et al. 2020): for a query with R relevant items,
+    ``(1/R) * sum over i <= R of precision@i * relevant(i)``, over its first R results."""
+    array, counts = _ranked(hits, n_relevant, None)
+    width = int(counts.max())
+    if array.shape[1] < width:
+        array = np.pad(array, ((0, 0), (0, width - array.shape[1])))
+    array = array[:, :width]
+    within = np.arange(1, width + 1)[None, :] <= counts[:, None]
+    relevant = array & within
+    precision = np.cumsum(relevant, axis=1) / np.arange(1, width + 1)
+    return float(np.mean((precision * relevant).sum(axis=1) / counts))
+
+
 def _embedding_matrix(name: str, values: ArrayLike) -> np.ndarray:
     """Returns ``values`` as a non-empty finite 2-D float array (float32 kept as float32)."""
     array = numeric_array(name, values)

@@ -61,6 +61,7 @@ from siamese.encode import embed, encoder
 from siamese.errors import ConfigError, DataError
 from siamese.io import atomic_save
 from siamese.metrics import evaluators
+from siamese.metrics.retrieval import class_retrieval_set, retrieval_of
 from siamese.models import load_model, tower_of
 from siamese.pairs import Pairs, PairSampler, fixed_pairs
 from siamese.tasks.base import Defaults, Job, Task, Trained, option, register
@@ -395,10 +396,13 @@ def score_splits(
     *,
     names: Sequence[str] | None = None,
     embeddings: _Embeddings | None = None,
+    retrieval: bool = True,
 ) -> dict[str, dict[str, float]]:
     """The final metrics of the splits ``names`` (default: all); see the module docstring.
 
     The verification threshold is chosen on the dev pairs (train's where there is no dev).
+    With ``retrieval``, every labelled split but train is also searched through an index of
+    the tower, each image querying the others of its class (:func:`retrieval_figures`).
     """
     names = list(names or data.names())
     embeddings = embeddings or _Embeddings(tower_of(model), data.splits, config.options.test_time_augment)
@@ -420,6 +424,8 @@ def score_splits(
             figures.update(evaluators.binary_metrics(*scored[name], threshold))
         if name in data.splits and name != "train":
             figures.update(_class_figures(model, data, config, name, embeddings))
+            if retrieval:
+                figures.update(retrieval_figures(tower_of(model), data.splits[name]))
         if name == "test" and data.runs is not None:
             figures.update(
                 one_shot_figures(
@@ -428,6 +434,17 @@ def score_splits(
             )
         result[name] = figures
     return result
+
+
+def retrieval_figures(tower: keras.Model, images: LabelledImages) -> dict[str, float]:
+    """The tower's index of a split's images, each image querying the other images of its
+    class (precision@k, recall@k, MAP@R; :mod:`siamese.metrics.retrieval`); nothing for a
+    split where no class holds two images."""
+    _, counts = np.unique(images.labels, return_counts=True)
+    if counts.max() < 2:
+        logger.info("%s: no class holds two images: no retrieval figures", images.name)
+        return {}
+    return retrieval_of(tower, class_retrieval_set(images.images, images.labels))
 
 
 # --------------------------------------------------------------------------- neighbours.png
@@ -602,7 +619,7 @@ class ImagePairsTask(Task):
     rank = 1
     options_type = ImageOptions
     defaults = Defaults(data="fashion-mnist", epochs=10, batch_size=128, learning_rate=1e-3)
-    eval_options = frozenset({"test_time_augment"})
+    eval_options = frozenset({"test_time_augment", "retrieval"})
     examples = (
         "siamese-train --task image-pairs --data fashion-mnist --epochs 5 --out runs/f",
         "siamese-train --task image-pairs --data omniglot --head euclidean --loss contrastive "
@@ -778,6 +795,7 @@ class ImagePairsTask(Task):
         data: str | None = None,
         split: str = "test",
         test_time_augment: int | None = None,
+        retrieval: bool = False,
         **options: Any,
     ) -> dict:
         """Evaluate a finished image-pairs run on a split of its own data (or of ``data``).
@@ -803,7 +821,7 @@ class ImagePairsTask(Task):
         loaded = load_data(config, data, size=tuple(tower_of(model).inputs[0].shape[1:3]))
         if split not in loaded.names():
             raise ConfigError(f"split {split!r} does not exist here; available: {', '.join(loaded.names())}")
-        return {split: score_splits(model, loaded, config, names=[split])[split]}
+        return {split: score_splits(model, loaded, config, names=[split], retrieval=retrieval)[split]}
 
 
 TASK = register(ImagePairsTask())

@@ -6,6 +6,7 @@ watches.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -14,17 +15,26 @@ from siamese import heads, losses
 from siamese.datasets.records import BINARY, GRADED
 from siamese.errors import ConfigError
 from siamese.metrics.keras_metrics import PearsonCorrelation
+from siamese.metrics.retrieval import PAIRS, PRIMARY
 from siamese.models import build_siamese
 from siamese.training.config import RunConfig
 
 
-def resolve_pair_settings(config: RunConfig, kind: str) -> RunConfig:
+def resolve_pair_settings(config: RunConfig, kind: str, *, retrieval_losses: Sequence[str] = ()) -> RunConfig:
     """``config`` with objective, head and loss filled in from the data's kind (``graded`` or
     ``binary``), checked to fit together.
+
+    Args:
+        config: The run's settings.
+        kind: The data's kind.
+        retrieval_losses: The embedding losses the task trains ``--objective retrieval``
+            with, its default first (none: the task has no retrieval objective).
 
     Raises:
         ConfigError: The settings do not fit the data or each other.
     """
+    if config.objective == "retrieval":
+        return _resolve_retrieval(config, retrieval_losses)
     objective = config.objective or ("regression" if kind == GRADED else "binary")
     if objective == "regression" and kind == BINARY:
         raise ConfigError("--objective regression needs graded scores; this dataset has binary labels")
@@ -39,6 +49,12 @@ def resolve_pair_settings(config: RunConfig, kind: str) -> RunConfig:
     loss = config.loss or default_loss
     if loss not in losses.LOSSES:
         raise ConfigError(f"--loss must be one of {', '.join(losses.LOSSES)}; got {loss!r}")
+    if loss in losses.EMBEDDING_LOSSES:
+        raise ConfigError(
+            f"--loss {loss} trains the embeddings, not a head's score: use it with --objective retrieval"
+        )
+    if loss == "cosent" and head != "cosine":
+        raise ConfigError("--loss cosent orders cosine similarities: use it with --head cosine")
     if head in heads.DISTANCE_HEADS and (objective != "binary" or loss != "contrastive"):
         raise ConfigError(
             f"the {head} head outputs a distance: use it with binary data and --loss contrastive"
@@ -48,6 +64,25 @@ def resolve_pair_settings(config: RunConfig, kind: str) -> RunConfig:
     if config.head_hidden_units and head != "concat":
         raise ConfigError("--head-hidden applies to the concat head only")
     return dataclasses.replace(config, objective=objective, head=head, loss=loss)
+
+
+def _resolve_retrieval(config: RunConfig, retrieval_losses: Sequence[str]) -> RunConfig:
+    if not retrieval_losses:
+        raise ConfigError(f"--objective retrieval is not available for --task {config.task}")
+    head = config.head or "cosine"
+    if head != "cosine":
+        raise ConfigError(
+            "--objective retrieval trains the cosine similarity the index searches: "
+            "use --head cosine (the default)"
+        )
+    loss = config.loss or retrieval_losses[0]
+    if loss not in retrieval_losses:
+        raise ConfigError(
+            f"--objective retrieval trains with --loss {' or '.join(retrieval_losses)}; got {loss!r}"
+        )
+    if config.head_hidden_units:
+        raise ConfigError("--head-hidden applies to the concat head only")
+    return dataclasses.replace(config, head=head, loss=loss)
 
 
 def build_pair_model(tower: keras.Model, config: RunConfig) -> keras.Model:
@@ -62,6 +97,8 @@ def compile_model(model: keras.Model, config: RunConfig, *, optimizer: Any = Non
     """Compile with Adam (or ``optimizer``), the run's loss, and the per-epoch metric shown."""
     if config.objective == "regression":
         shown: list[Any] = [PearsonCorrelation()]
+    elif config.objective == "retrieval":
+        shown = []
     elif config.loss == "binary-crossentropy":
         shown = [keras.metrics.BinaryAccuracy(name="accuracy")]
     else:
@@ -73,8 +110,15 @@ def compile_model(model: keras.Model, config: RunConfig, *, optimizer: Any = Non
     )
 
 
-def monitored(config: RunConfig) -> tuple[str, str, str]:
-    """(history key watched for early stopping, its mode, the metric plotted beside the loss)."""
+def monitored(config: RunConfig, *, retrieval_kind: str = PAIRS) -> tuple[str, str, str]:
+    """(history key watched for early stopping, its mode, the metric plotted beside the loss).
+
+    A retrieval run watches the primary figure of retrieval on dev
+    (:data:`siamese.metrics.retrieval.PRIMARY`: MRR@10 for pairs, MAP@R for classes).
+    """
+    if config.objective == "retrieval":
+        figure = PRIMARY[retrieval_kind]
+        return f"val_{figure}", "max", figure
     if config.objective == "regression":
         return "val_pearson", "max", "pearson"
     if config.loss == "binary-crossentropy":

@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,12 +35,15 @@ import numpy as np
 import tensorflow as tf
 
 from siamese import encode, ensemble
-from siamese.datasets.records import TextPairs
+from siamese.datasets.records import GRADED, TextPairs
 from siamese.datasets.text import load_text_dataset
 from siamese.errors import ConfigError
-from siamese.io import atomic_write_json, read_json
+from siamese.index import Index
+from siamese.io import atomic_save, atomic_write_json, read_json
 from siamese.metrics import evaluators
+from siamese.metrics.retrieval import pair_retrieval_set, retrieval_of
 from siamese.models import load_model, load_tower, tower_of
+from siamese.pairs import distinct_batches, mine_hard_negatives
 from siamese.tasks.base import Defaults, Job, Task, Trained, option, register
 from siamese.tasks.pair_model import build_pair_model, compile_model, monitored, resolve_pair_settings
 from siamese.towers import RNN_KINDS, SEQUENCE_POOLINGS, text_tower
@@ -61,6 +65,10 @@ MEMBERS_FOLDER = "members"
 THRESHOLD_METRICS = ("accuracy", "f1")
 #: Heads whose output changes when the two inputs are swapped.
 ASYMMETRIC_HEADS = frozenset({"concat"})
+#: The losses of ``--objective retrieval`` (the default first).
+RETRIEVAL_LOSSES = ("multiple-negatives",)
+#: The dev figures a retrieval run watches and logs each epoch.
+DEV_RETRIEVAL = ("retrieval_mrr@10", "retrieval_recall@10")
 
 
 @dataclass
@@ -102,10 +110,37 @@ class TextOptions(TaskOptions):
     # Binary data: the decision threshold is the one with the best value of this metric on
     # dev, "accuracy" or "f1".
     threshold_metric: str = "accuracy"
+    # Graded data: pairs scoring at least this (on the data's own scale) are the similar
+    # pairs of retrieval: its queries and their answers, and the retrieval objective's
+    # training pairs.
+    positive_threshold: float = 4.0
+    # --objective retrieval: mine one hard negative per training pair with the index of the
+    # current tower, before training and every this many epochs (None: in-batch negatives only).
+    mine_every: int | None = None
+    # ... drawn among each anchor's nearest items at these ranks (from, to), after its own
+    # copy and its known positives are left out.
+    mine_ranks: tuple[int, int] = (10, 50)
 
     def __post_init__(self) -> None:
         if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members <= 0:
             raise ConfigError(f"members must be a positive integer, got {self.members!r}")
+
+
+class _Ranks(click.ParamType):
+    """``FROM:TO`` → ``(FROM, TO)`` with ``0 <= FROM < TO``."""
+
+    name = "FROM:TO"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            first, stop = (int(v) for v in str(value).split(":"))
+        except ValueError:
+            self.fail(f"{value!r}: expected FROM:TO, e.g. 10:50", param, ctx)
+        if not 0 <= first < stop:
+            self.fail(f"{value!r}: expected 0 <= FROM < TO", param, ctx)
+        return first, stop
 
 
 class TextPairsTask(Task):
@@ -117,6 +152,7 @@ class TextPairsTask(Task):
     rank = 0
     options_type = TextOptions
     defaults = Defaults(data="sick", epochs=10, batch_size=64, learning_rate=1e-3)
+    eval_options = frozenset({"retrieval"})
     examples = (
         "siamese-train --task text-pairs --data sick --epochs 10 --out runs/sick",
         "siamese-train --task text-pairs --data stsb --word-vectors glove-6b-50d --out runs/stsb",
@@ -124,6 +160,7 @@ class TextPairsTask(Task):
         "siamese-train --task text-pairs --data sick --members 3 --out runs/sick3",
         "siamese-train --task text-pairs --data pairs.tsv --text-a-col q1 --text-b-col q2 --label-col dup",
         "siamese-train --task text-pairs --out runs/sick --resume --epochs 20",
+        "siamese-train --task text-pairs --data qqp --objective retrieval --mine-every 2 --out runs/q",
     )
 
     def cli_options(self) -> list[click.Option]:
@@ -202,6 +239,31 @@ class TextPairsTask(Task):
                 type=click.Choice(SEQUENCE_POOLINGS),
                 help="The LSTM's last state, or the mean or maximum of its states over the tokens.",
             ),
+            option(
+                o,
+                "positive_threshold",
+                "--positive-threshold",
+                type=float,
+                help="Graded data: the score from which a pair counts as similar (retrieval's queries and, "
+                "with --objective retrieval, its training pairs).",
+            ),
+            option(
+                o,
+                "mine_every",
+                "--mine-every",
+                type=click.IntRange(min=1),
+                help="--objective retrieval: mine a hard negative per training pair with the index of the "
+                "current tower, before training and every N epochs.",
+            ),
+            option(
+                o,
+                "mine_ranks",
+                "--mine-ranks",
+                type=_Ranks(),
+                default="10:50",
+                help="Draw each mined negative among the anchor's nearest items at ranks FROM to TO-1 "
+                "(its own copy and its known positives left out).",
+            ),
             option(o, "sequence_length", "--sequence-length", type=click.IntRange(min=1)),
             option(o, "vocab_size", "--vocab-size", type=click.IntRange(min=3)),
             option(o, "text_a_col", "--text-a-col", help="CSV/TSV: first text column."),
@@ -225,6 +287,8 @@ class TextPairsTask(Task):
         if options.word_vectors and not resume and not options.init_tower:
             config, word_vectors = with_word_vectors(config)
         initial = load_text_tower(options.init_tower) if options.init_tower and not resume else None
+        if config.objective == "retrieval":
+            _check_retrieval_data(config, splits)
         logger.info(
             "text pairs %s: train %d, dev %d%s; objective %s, head %s, loss %s",
             config.data,
@@ -242,25 +306,38 @@ class TextPairsTask(Task):
 
     def fit(self, job: Job, run: RunDir, *, model: keras.Model, state: dict | None, verbose: Any) -> Trained:
         splits = job.data
-        history = _fit(model, state, job.config, run, splits["train"], splits["dev"], verbose)
+        train = _fit_retrieval if job.config.objective == "retrieval" else _fit
+        history = train(model, state, job.config, run, splits["train"], splits["dev"], verbose)
         return Trained(model, tower_of(model), history)
 
     def score(self, job: Job, trained: Trained) -> dict:
-        return score_splits(trained.model, job.data, job.config)
+        return score_splits(trained.model, job.data, job.config, retrieval=list(job.data))
 
     def complete(self, job: Job, trained: Trained, metrics: dict, run: RunDir, *, verbose: Any) -> tuple:
         config = job.config
         plot_history(trained.history, run.path / "history.png", metric=monitored(config)[2])
         if config.options.refit:
             model = _refit(config, run, job.data, job.extra["word_vectors"], verbose)
-            metrics = {**score_splits(model, job.data, config), "dev": metrics["dev"]}
+            metrics = {
+                **score_splits(model, job.data, config, retrieval=list(job.data)),
+                "dev": metrics["dev"],
+            }
             trained = Trained(model, tower_of(model), trained.history)
         return trained, metrics
 
     def evaluate(
-        self, run_dir: str | os.PathLike[str], *, data: str | None = None, split: str = "test", **options: Any
+        self,
+        run_dir: str | os.PathLike[str],
+        *,
+        data: str | None = None,
+        split: str = "test",
+        retrieval: bool = False,
+        **options: Any,
     ) -> dict:
         """Evaluate a finished text-pairs run on a split of its own data (or of ``data``).
+
+        With ``retrieval``, also the retrieval figures of the tower's index of the split
+        (:func:`retrieval_figures`).
 
         Returns:
             ``{split: {metric: value}}``; for binary data the threshold is chosen on the dev split.
@@ -283,7 +360,7 @@ class TextPairsTask(Task):
                 run.path,
             )
         model = load_model(run.model)
-        return {split: score_splits(model, wanted, config)[split]}
+        return {split: score_splits(model, wanted, config, retrieval=[split] if retrieval else [])[split]}
 
 
 TASK = register(TextPairsTask())
@@ -308,7 +385,20 @@ def load_splits(config: RunConfig, data: str | None = None) -> dict[str, TextPai
 
 def resolve(config: RunConfig, kind: str) -> RunConfig:
     """Fill in objective, head and loss from the data's kind, and check the text options fit."""
-    config = resolve_pair_settings(config, kind)
+    config = resolve_pair_settings(config, kind, retrieval_losses=RETRIEVAL_LOSSES)
+    options = config.options
+    if options.mine_every is not None:
+        if config.objective != "retrieval":
+            raise ConfigError("--mine-every applies to --objective retrieval")
+        if (
+            isinstance(options.mine_every, bool)
+            or not isinstance(options.mine_every, int)
+            or options.mine_every < 1
+        ):
+            raise ConfigError(f"--mine-every must be a positive number of epochs, got {options.mine_every!r}")
+    first, stop = options.mine_ranks
+    if not 0 <= first < stop:
+        raise ConfigError(f"--mine-ranks {first}:{stop}: expected FROM:TO with 0 <= FROM < TO")
     if config.options.threshold_metric not in THRESHOLD_METRICS:
         raise ConfigError(
             f"--threshold-metric must be one of {', '.join(THRESHOLD_METRICS)}; "
@@ -443,7 +533,7 @@ def _fit(
                 ids_a.shape[1],
                 100 * fused.padding_share(lengths, batches),
             )
-        return _id_dataset(ids_a, ids_b, y_train, batches, lengths), None
+        return _id_dataset([ids_a, ids_b], y_train, batches, lengths), None
 
     dev_data = None
     if dev_pairs is not None:
@@ -452,7 +542,7 @@ def _fit(
         dev_batches = fused.batch_order(
             dev_lengths, np.argsort(dev_lengths, kind="stable"), config.batch_size, pool_batches=0, rng=None
         )
-        dev_data = _id_dataset(dev_a, dev_b, _targets(dev_pairs, config), dev_batches, dev_lengths)
+        dev_data = _id_dataset([dev_a, dev_b], _targets(dev_pairs, config), dev_batches, dev_lengths)
     monitor, mode, _ = monitored(config)
     return fit_epochs(
         model,
@@ -466,6 +556,151 @@ def _fit(
         trainer=trainer,
         verbose=verbose,
     )
+
+
+def _check_retrieval_data(config: RunConfig, splits: dict[str, TextPairs]) -> None:
+    """Refuse retrieval training data without positive pairs, or mining ranks the corpus
+    cannot fill."""
+    for name in ("train", "dev"):
+        if not positives(splits[name], config).any():
+            what = (
+                "label 1"
+                if splits[name].kind != GRADED
+                else f"a score >= {config.options.positive_threshold}"
+            )
+            raise ConfigError(f"--objective retrieval: the {name} split has no similar pair ({what})")
+    corpus = len(set(splits["train"].a) | set(splits["train"].b))
+    if config.options.mine_every is not None and config.options.mine_ranks[1] > corpus - 2:
+        raise ConfigError(
+            f"--mine-ranks {config.options.mine_ranks[0]}:{config.options.mine_ranks[1]} goes beyond the "
+            f"{corpus} training sentences"
+        )
+
+
+def _fit_retrieval(
+    model: keras.Model,
+    state: dict | None,
+    config: RunConfig,
+    run: RunDir,
+    train_pairs: TextPairs,
+    dev_pairs: TextPairs,
+    verbose: Any,
+) -> dict[str, list[float]]:
+    """Train the tower's embedding space on the positive pairs with in-batch negatives (and
+    mined hard negatives), one tower call per step on token ids, early-stopping on retrieval
+    through an index of dev (:data:`DEV_RETRIEVAL`)."""
+    chosen = np.flatnonzero(positives(train_pairs, config))
+    corpus = list(dict.fromkeys([*train_pairs.a, *train_pairs.b]))
+    key = {text: i for i, text in enumerate(corpus)}
+    keys_a = np.array([key[train_pairs.a[i]] for i in chosen], dtype=np.int64)
+    keys_b = np.array([key[train_pairs.b[i]] for i in chosen], dtype=np.int64)
+    tower = tower_of(model)
+    corpus_ids = encode.token_ids(encode.text_vectorizer(tower), corpus)
+    corpus_lengths = encode.lengths_of(corpus_ids)
+    mining = config.options.mine_every is not None
+    trainer = fused.embedding_trainer(model, sides=3 if mining else 2, token_ids=True)
+    compile_model(trainer, config, optimizer=model.optimizer)
+    miner = _Miner(run, config, tower, corpus, keys_a, keys_b) if mining else None
+    logger.info(
+        "retrieval training: %d similar pairs over %d sentences, %s",
+        len(chosen),
+        len(corpus),
+        "in-batch negatives"
+        if miner is None
+        else f"in-batch and mined negatives (ranks {config.options.mine_ranks})",
+    )
+
+    def epoch_data(epoch: int) -> tuple[tf.data.Dataset, None]:
+        sides = [keys_a, keys_b] if miner is None else [keys_a, keys_b, miner.negatives(epoch)]
+        lengths = np.max([corpus_lengths[keys] for keys in sides], axis=0)
+        order = epoch_permutation(len(keys_a), config.seed, epoch)
+        bucketed = fused.batch_order(
+            lengths,
+            order,
+            config.batch_size,
+            pool_batches=config.options.bucket_pool,
+            rng=np.random.default_rng([config.seed, epoch, 1]),
+        )
+        batches = distinct_batches(bucketed, sides, config.batch_size)
+        targets = np.zeros(len(keys_a), dtype=np.float32)  # the in-batch losses need none
+        return _id_dataset([corpus_ids[keys] for keys in sides], targets, batches, lengths), None
+
+    dev_set = pair_retrieval_set(dev_pairs.a, dev_pairs.b, positives(dev_pairs, config))
+
+    def dev_figures() -> dict[str, float]:
+        figures = retrieval_of(tower, dev_set)
+        return {name: figures[name] for name in DEV_RETRIEVAL}
+
+    monitor, mode, _ = monitored(config)
+    return fit_epochs(
+        model,
+        epoch_data,
+        None,
+        run,
+        config,
+        monitor=monitor,
+        mode=mode,
+        state=state,
+        trainer=trainer,
+        verbose=verbose,
+        dev_figures=dev_figures,
+    )
+
+
+class _Miner:
+    """The hard negatives of a retrieval run, mined with the index of the current tower
+    before epochs ``0, N, 2N, ...`` and kept beside the checkpoints (``negatives-EPOCH.npy``),
+    so a resumed run trains on the negatives the uninterrupted run drew."""
+
+    def __init__(
+        self,
+        run: RunDir,
+        config: RunConfig,
+        tower: keras.Model,
+        corpus: list[str],
+        keys_a: np.ndarray,
+        keys_b: np.ndarray,
+    ) -> None:
+        self.run, self.config, self.tower, self.corpus = run, config, tower, corpus
+        self.anchors = keys_a
+        similar: dict[int, set[int]] = {}
+        for x, y in zip(keys_a.tolist(), keys_b.tolist(), strict=True):
+            similar.setdefault(x, set()).add(y)
+            similar.setdefault(y, set()).add(x)
+        self.known = [similar[int(x)] for x in keys_a]
+
+    def path(self, epoch: int) -> Path:
+        return self.run.checkpoints / f"negatives-{epoch:04d}.npy"
+
+    def negatives(self, epoch: int) -> np.ndarray:
+        mined_at = epoch - epoch % self.config.options.mine_every
+        path = self.path(mined_at)
+        if path.is_file():
+            return np.load(path)
+        if mined_at != epoch:
+            logger.warning("the negatives of epoch %d are missing: mining them again now", mined_at + 1)
+        began = time.perf_counter()
+        vectors = encode.embed(self.tower, self.corpus)
+        index = Index.from_vectors(vectors, metric="cosine")
+        found = mine_hard_negatives(
+            index,
+            self.anchors,
+            self.known,
+            ranks=tuple(self.config.options.mine_ranks),
+            seed=(self.config.seed, mined_at, 7),
+        )
+        atomic_save(path, lambda tmp: np.save(tmp, found, allow_pickle=False))
+        for old in self.run.checkpoints.glob("negatives-*.npy"):
+            if old != path:
+                old.unlink(missing_ok=True)
+        logger.info(
+            "mined %d hard negatives (ranks %d-%d) over %d sentences in %.1f s",
+            len(found),
+            *self.config.options.mine_ranks,
+            len(self.corpus),
+            time.perf_counter() - began,
+        )
+        return found
 
 
 def _refit(
@@ -513,18 +748,18 @@ def _refit(
 
 
 def _id_dataset(
-    ids_a: np.ndarray,
-    ids_b: np.ndarray,
+    sides: list[np.ndarray],
     targets: np.ndarray,
     batches: list[np.ndarray],
     lengths: np.ndarray,
 ) -> tf.data.Dataset:
-    """The batches of token ids (each cut to its longest sentence) as a ``tf.data.Dataset``."""
+    """The batches of token ids of every side (each cut to the batch's longest sentence) as a
+    ``tf.data.Dataset``."""
     target_shape = (None, *targets.shape[1:])
     dataset = tf.data.Dataset.from_generator(
-        lambda: fused.length_batches(ids_a, ids_b, targets, batches, lengths),
+        lambda: fused.side_batches(sides, targets, batches, lengths),
         output_signature=(
-            (tf.TensorSpec((None, None), tf.int64), tf.TensorSpec((None, None), tf.int64)),
+            tuple(tf.TensorSpec((None, None), tf.int64) for _ in sides),
             tf.TensorSpec(target_shape, tf.as_dtype(targets.dtype)),
         ),
     )
@@ -536,27 +771,54 @@ def _id_dataset(
 
 
 def score_splits(
-    model: keras.Model, splits: dict[str, TextPairs], config: RunConfig, *, batch_size: int = 512
+    model: keras.Model,
+    splits: dict[str, TextPairs],
+    config: RunConfig,
+    *,
+    batch_size: int = 512,
+    retrieval: Sequence[str] = (),
 ) -> dict[str, dict[str, float]]:
-    """Metrics of every split on the data's own scale (binary: threshold chosen on dev)."""
+    """Metrics of every split on the data's own scale (binary: threshold chosen on dev), and
+    for the splits named in ``retrieval``, the retrieval figures of the tower's index
+    (:func:`retrieval_figures`)."""
     outputs = {
         name: evaluators.pair_outputs(model, p.a, p.b, batch_size=batch_size) for name, p in splits.items()
     }
     result: dict[str, dict[str, float]] = {}
-    if config.objective == "regression":
+    if next(iter(splits.values())).kind == GRADED:
         for name, pairs in splits.items():
             result[name] = evaluators.graded_metrics(
                 evaluators.to_scale(outputs[name], pairs.scale), pairs.labels
             )
-        return result
-    scores = {name: evaluators.similarity(out, config.head) for name, out in outputs.items()}
-    reference = "dev" if "dev" in splits else "train"
-    threshold = evaluators.choose_threshold(
-        scores[reference], splits[reference].labels, config.options.threshold_metric
-    )
-    for name, pairs in splits.items():
-        result[name] = evaluators.binary_metrics(scores[name], pairs.labels, threshold)
+    else:
+        scores = {name: evaluators.similarity(out, config.head) for name, out in outputs.items()}
+        reference = "dev" if "dev" in splits else "train"
+        threshold = evaluators.choose_threshold(
+            scores[reference], splits[reference].labels, config.options.threshold_metric
+        )
+        for name, pairs in splits.items():
+            result[name] = evaluators.binary_metrics(scores[name], pairs.labels, threshold)
+    for name in retrieval:
+        result[name].update(retrieval_figures(tower_of(model), splits[name], config))
     return result
+
+
+def positives(pairs: TextPairs, config: RunConfig) -> np.ndarray:
+    """Which pairs are similar: label 1 (binary data), or a score of at least
+    ``positive_threshold`` (graded data)."""
+    if pairs.kind == GRADED:
+        return pairs.labels >= config.options.positive_threshold
+    return pairs.labels == 1.0
+
+
+def retrieval_figures(tower: keras.Model, pairs: TextPairs, config: RunConfig) -> dict[str, float]:
+    """The tower's index of the split's distinct sentences, queried with the first sentence of
+    each positive pair (:mod:`siamese.metrics.retrieval`); nothing for a split without one."""
+    chosen = positives(pairs, config)
+    if not chosen.any():
+        logger.info("%s has no positive pair: no retrieval figures", pairs.name)
+        return {}
+    return retrieval_of(tower, pair_retrieval_set(pairs.a, pairs.b, chosen))
 
 
 # ---------------------------------------------------------------------- ensembles
@@ -588,7 +850,7 @@ def _train_members(task: TextPairsTask, config: RunConfig, run: RunDir, resume: 
         logger.info("member %d of %d (seed %d) in %s", k + 1, count, member_config.seed, member.path)
         task.train(member_config, member.path, resume=again, verbose=verbose)
     model = ensemble.ensemble_model([load_model(member.model) for member in folders])
-    metrics = score_splits(model, splits, config)
+    metrics = score_splits(model, splits, config, retrieval=list(splits))
     if config.options.refit:
         devs = [read_json(member.metrics)["dev"] for member in folders]
         metrics["dev"] = {name: float(np.mean([dev[name] for dev in devs])) for name in devs[0]}

@@ -21,7 +21,7 @@ from siamese.errors import ConfigError
 
 #: Sections of ``config.json`` written by earlier versions for every task at once.
 LEGACY_SECTIONS = ("text", "image", "basketball")
-OBJECTIVES = ("regression", "binary")
+OBJECTIVES = ("regression", "binary", "retrieval")
 
 
 @dataclass
@@ -41,7 +41,8 @@ class RunConfig:
     Attributes:
         task: The task's name, e.g. ``text-pairs``, ``image-pairs`` or ``basketball``.
         data: Dataset name, path, or ``tfds:NAME``; ``None``: the task's default.
-        objective: ``regression`` (graded scores) or ``binary``; ``None`` follows the data.
+        objective: ``regression`` (graded scores), ``binary``, or ``retrieval`` (train the
+            embedding space the index searches); ``None`` follows the data.
         head: Similarity head name; ``None`` picks the task's default.
         loss: Loss name; ``None`` picks the default for the head and objective.
         epochs: Largest number of epochs; ``None``: the task's default.
@@ -95,7 +96,7 @@ class RunConfig:
         if not 0 < self.lr_factor < 1:
             raise ConfigError(f"lr_factor must be between 0 and 1, got {self.lr_factor!r}")
         if self.objective not in (None, *OBJECTIVES):
-            raise ConfigError(f"objective must be {' or '.join(OBJECTIVES)}, got {self.objective!r}")
+            raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.options is not None and not isinstance(self.options, TaskOptions):
             raise ConfigError(
                 f"options must be a task's options dataclass, got {type(self.options).__name__}"

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 
 from siamese.encode import lengths_of, text_chain, text_vectorizer
-from siamese.layers import SplitPair, StackPair, TakeRows
+from siamese.layers import GroupSides, SplitPair, StackPair, TakeRows
 from siamese.models import head_of, tower_of
 
 
@@ -77,6 +77,37 @@ def fused_trainer(model: keras.Model, *, token_ids: bool = False) -> keras.Model
         encoded = tower(StackPair(name="stack_pair")([input_a, input_b]))
     u, v = SplitPair(name="split_pair")(encoded)
     return keras.Model([input_a, input_b], head([u, v]), name=f"{model.name}_fused")
+
+
+def embedding_trainer(model: keras.Model, *, sides: int = 2, token_ids: bool = False) -> keras.Model:
+    """A model sharing ``model``'s tower that embeds ``sides`` inputs in one tower call and
+    outputs their encodings side by side, ``(batch, sides, dim)``: what the embedding losses
+    (:class:`~siamese.losses.MultipleNegativesRankingLoss`) take, e.g. anchor, positive and
+    a hard negative.
+
+    Args:
+        model: A pair model from :func:`~siamese.models.build_siamese` (its head is not used).
+        sides: Inputs per example.
+        token_ids: For a text tower: take token ids ``(batch, length)``, any length, instead
+            of raw strings (see :func:`siamese.encode.token_ids`).
+    """
+    tower = tower_of(model)
+    if token_ids:
+        text_vectorizer(tower)  # refuses a tower that is not a text tower
+        inputs = [keras.Input(shape=(None,), dtype="int64", name=f"ids_{k}") for k in range(sides)]
+        encoded = StackPair(name="stack_sides")(inputs)
+        for layer in text_chain(tower):
+            encoded = layer(encoded)
+    else:
+        spec = tower.inputs[0]
+        inputs = [
+            keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name=f"input_{k}")
+            for k in range(sides)
+        ]
+        encoded = tower(StackPair(name="stack_sides")(inputs))
+    return keras.Model(
+        inputs, GroupSides(sides, name="group_sides")(encoded), name=f"{model.name}_embeddings"
+    )
 
 
 def unique_trainer(model: keras.Model) -> keras.Model:
@@ -157,14 +188,22 @@ def length_batches(
     targets: np.ndarray,
     batches: list[np.ndarray],
     lengths: np.ndarray,
-) -> Iterator[tuple[tuple[np.ndarray, np.ndarray], np.ndarray]]:
+) -> Iterator[tuple[tuple[np.ndarray, ...], np.ndarray]]:
     """``((ids_a, ids_b), targets)`` per batch, both sides cut to the batch's longest row.
 
     ``lengths`` is :func:`pair_lengths` of the ids, computed once by the caller.
     """
+    return side_batches([ids_a, ids_b], targets, batches, lengths)
+
+
+def side_batches(
+    sides: list[np.ndarray], targets: np.ndarray, batches: list[np.ndarray], lengths: np.ndarray
+) -> Iterator[tuple[tuple[np.ndarray, ...], np.ndarray]]:
+    """``((ids of each side), targets)`` per batch, every side cut to the batch's longest row
+    (``lengths``: the longest side's length of each example)."""
     for index in batches:
         width = max(int(lengths[index].max()), 1)
-        yield (ids_a[index, :width], ids_b[index, :width]), targets[index]
+        yield tuple(ids[index, :width] for ids in sides), targets[index]
 
 
 def padding_share(lengths: np.ndarray, batches: list[np.ndarray], width: int | None = None) -> float:

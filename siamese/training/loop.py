@@ -75,6 +75,7 @@ def fit_epochs(
     state: dict[str, Any] | None = None,
     trainer: keras.Model | None = None,
     verbose: int | str = "auto",
+    dev_figures: Callable[[], dict[str, float]] | None = None,
 ) -> dict[str, list[float]]:
     """Train epoch by epoch with a checkpoint after each, early stopping on dev, and resume.
 
@@ -95,6 +96,9 @@ def fit_epochs(
             in its place (e.g. :func:`siamese.training.fused.fused_trainer`); ``model`` is still what
             is checkpointed, so its optimizer must be the trainer's.
         verbose: Passed to ``model.fit`` (``"auto"`` shows a progress bar).
+        dev_figures: Called after each epoch for figures on dev that ``fit`` does not give
+            (e.g. retrieval through an index); each is logged as ``val_NAME`` and can be the
+            ``monitor``. With it, dev is watched even when ``dev_data`` is ``None``.
 
     Returns:
         The history: metric name → one value per completed epoch.
@@ -107,7 +111,7 @@ def fit_epochs(
     history: dict[str, list[float]] = {k: list(v) for k, v in state["history"].items()}
     best_path = run.checkpoints / BEST_WEIGHTS
     start = state["epoch"]
-    watched = dev_data is not None
+    watched = dev_data is not None or dev_figures is not None
     if start >= config.epochs:
         logger.info("run already has %d epochs (of %d asked for)", start, config.epochs)
     if watched and config.patience and state["wait"] >= config.patience:
@@ -146,8 +150,10 @@ def fit_epochs(
                 f"interrupted during epoch {epoch + 1}; the checkpoint of epoch {epoch} is kept: "
                 f"continue with --resume --out {run.path}"
             ) from None
-        last_epoch_seconds = time.perf_counter() - epoch_began
         logs = {k: float(v[-1]) for k, v in fitted.history.items()}
+        if dev_figures is not None:
+            logs.update({f"val_{k}": float(v) for k, v in dev_figures().items()})
+        last_epoch_seconds = time.perf_counter() - epoch_began
         if not all(math.isfinite(v) for k, v in logs.items() if k.endswith("loss")):
             raise TrainingError(
                 f"the loss became {logs.get('loss')} in epoch {epoch + 1}; stopped, and the checkpoint "
