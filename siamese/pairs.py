@@ -304,6 +304,21 @@ class PairSampler:
             result.extend(cluster)
         return np.array(result, dtype=np.int64)
 
+    def pools(self, epoch: int, count: int) -> list[np.ndarray]:
+        """``count`` pools of items for one epoch: each a few items (4, or more when there are
+        few classes) of each of several classes, about ``pool_size`` items in all, as the
+        pooled pairs are drawn from (classes drawn by size; with hard negatives, in clusters
+        of one group). The batches of a class-labelled embedding loss (batch-hard triplet:
+        P classes of K items). The same ``(seed, epoch)`` gives the same pools.
+
+        Raises:
+            ConfigError: The sampler was made without ``pool_size``.
+        """
+        if self.pool_size is None:
+            raise ConfigError("pools need a sampler made with pool_size")
+        rng = np.random.default_rng([self.seed, non_negative_int("epoch", epoch), 3])
+        return [self._pool(rng) for _ in range(positive_int("count", count))]
+
     def epoch(self, epoch: int) -> Pairs:
         """The pairs of one epoch, shuffled.
 

@@ -432,3 +432,17 @@ def test_mined_negatives_are_near_but_never_known_positives():
     assert mine_hard_negatives(index, anchors, known, ranks=(0, 3), seed=(0, 0)).tolist() == found.tolist()
     with pytest.raises(ConfigError, match="0 <= first < stop"):
         mine_hard_negatives(index, anchors, known, ranks=(5, 5), seed=(0,))
+
+
+def test_pools_hold_a_few_items_of_each_of_several_classes():
+    labels = np.repeat(np.arange(30), 10)
+    sampler = PairSampler(labels, seed=4, pool_size=32)
+    pools = sampler.pools(0, 5)
+    assert len(pools) == 5
+    for pool in pools:
+        _, counts = np.unique(labels[pool], return_counts=True)
+        assert len(pool) == len(set(pool.tolist())) <= 32 and counts.min() >= 2 and len(counts) >= 4
+    assert [p.tolist() for p in sampler.pools(0, 5)] == [p.tolist() for p in pools]
+    assert [p.tolist() for p in sampler.pools(1, 5)] != [p.tolist() for p in pools]
+    with pytest.raises(ConfigError, match="pool_size"):
+        PairSampler(labels).pools(0, 1)

@@ -451,3 +451,28 @@ def test_index_from_an_image_run_answers_an_image_query(tmp_path):
     loaded = siamese.Index.load(index_dir)
     (top,) = loaded.search([str(query)], k=1)
     assert top[0].payload == str(query)
+
+
+@pytest.mark.parametrize("loss", ["batch-hard-triplet", "multiple-negatives"])
+def test_retrieval_objective_on_class_labels(tmp_path, loss):
+    data = _folder(tmp_path / "shapes")
+    out = tmp_path / "run"
+    config = _config(data, objective="retrieval", loss=loss, epochs=2, batch_size=12)
+    metrics = image_pairs.TASK.train(config, out, verbose=0)
+    saved = config_of(out)
+    assert (saved.objective, saved.head, saved.loss) == ("retrieval", "cosine", loss)
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["val_retrieval_map@r"]) == 2
+    assert metrics["dev"]["retrieval_map@r"] == pytest.approx(max(history["val_retrieval_map@r"]), abs=1e-6)
+    assert metrics["dev"]["retrieval_precision@1"] >= 0.75  # the classes are easy to tell apart
+    again = image_pairs.TASK.evaluate(out, split="dev", retrieval=True)["dev"]
+    assert again["retrieval_map@r"] == pytest.approx(metrics["dev"]["retrieval_map@r"], abs=1e-6)
+
+
+def test_retrieval_objective_refuses_a_loss_that_does_not_fit(tmp_path):
+    data = _folder(tmp_path / "shapes")
+    with pytest.raises(ConfigError, match="batch-hard-triplet or multiple-negatives"):
+        image_pairs.TASK.train(_config(data, objective="retrieval", loss="contrastive"), tmp_path / "r")
+    with pytest.raises(ConfigError, match="--objective retrieval"):
+        image_pairs.TASK.train(_config(data, loss="batch-hard-triplet"), tmp_path / "r")
+    assert not (tmp_path / "r").exists()

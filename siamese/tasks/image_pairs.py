@@ -61,7 +61,7 @@ from siamese.encode import embed, encoder
 from siamese.errors import ConfigError, DataError
 from siamese.io import atomic_save
 from siamese.metrics import evaluators
-from siamese.metrics.retrieval import class_retrieval_set, retrieval_of
+from siamese.metrics.retrieval import CLASSES, class_retrieval_set, retrieval_of
 from siamese.models import load_model, tower_of
 from siamese.pairs import Pairs, PairSampler, fixed_pairs
 from siamese.tasks.base import Defaults, Job, Task, Trained, option, register
@@ -76,6 +76,8 @@ from siamese.training.run_dir import RunDir
 logger = logging.getLogger(__name__)
 
 NAME = "image-pairs"
+#: The losses of ``--objective retrieval`` (the default first).
+RETRIEVAL_LOSSES = ("batch-hard-triplet", "multiple-negatives")
 #: Data names read as Omniglot, resized to :data:`OMNIGLOT_SIZE` unless ``image_size`` is set.
 OMNIGLOT_NAMES = ("omniglot", "tfds:omniglot")
 OMNIGLOT_SIZE = (28, 28)
@@ -704,7 +706,7 @@ class ImagePairsTask(Task):
     def prepare(self, config: RunConfig, *, resume: bool) -> Job:
         config = resolve_image_size(config)
         data = load_data(config)
-        config = resolve_pair_settings(config, BINARY)
+        config = resolve_pair_settings(config, BINARY, retrieval_losses=RETRIEVAL_LOSSES)
         train_set, dev_set = data.splits["train"], data.splits["dev"]
         if config.options.rotated_classes:
             train_set = with_rotated_classes(train_set)
@@ -715,15 +717,25 @@ class ImagePairsTask(Task):
             groups=train_set.groups if hard else None,
             hard_negative_fraction=hard,
             seed=config.seed,
-            pool_size=config.batch_size if config.options.pair_pools else None,
+            pool_size=config.batch_size
+            if config.options.pair_pools or config.objective == "retrieval"
+            else None,
         )
         dev_pairs = verification_pairs(dev_set, VERIFICATION_PAIRS, _eval_seed(config, "dev"))
+        if config.objective == "retrieval":
+            _, counts = np.unique(dev_set.labels, return_counts=True)
+            if counts.max() < 2:
+                raise ConfigError("--objective retrieval: no dev class holds two images to query with")
         return Job(config, data, {"train": train_set, "sampler": sampler, "dev_pairs": dev_pairs})
 
     def build(self, job: Job) -> keras.Model:
         return build_model(job.config, job.extra["train"].images.shape[1:])
 
     def fit(self, job: Job, run: RunDir, *, model: keras.Model, state: dict | None, verbose: Any) -> Trained:
+        if job.config.objective == "retrieval":
+            history = _fit_retrieval(job, run, model, state, verbose)
+            embeddings = _Embeddings(tower_of(model), job.data.splits, job.config.options.test_time_augment)
+            return Trained(model, tower_of(model), history, {"embeddings": embeddings})
         config, data = job.config, job.data
         train_set, sampler = job.extra["train"], job.extra["sampler"]
         dev_set = data.splits["dev"]
@@ -783,7 +795,9 @@ class ImagePairsTask(Task):
 
     def complete(self, job: Job, trained: Trained, metrics: dict, run: RunDir, *, verbose: Any) -> tuple:
         config = job.config
-        plot_history(trained.history, run.path / "history.png", metric=monitored(config)[2])
+        plot_history(
+            trained.history, run.path / "history.png", metric=monitored(config, retrieval_kind=CLASSES)[2]
+        )
         rows = neighbour_rows(trained.model, job.data, config, embeddings=trained.extra["embeddings"])
         plot_neighbours(rows, run.path / "neighbours.png")
         return trained, metrics
@@ -825,3 +839,97 @@ class ImagePairsTask(Task):
 
 
 TASK = register(ImagePairsTask())
+
+
+def _fit_retrieval(job: Job, run: RunDir, model: keras.Model, state: dict | None, verbose: Any) -> dict:
+    """Train the tower's embedding space on class-labelled images: batch-hard triplets over
+    pools of P classes of K images (each image embedded once), or in-batch negatives over one
+    positive pair per class of each pool; early-stopping on MAP@R through an index of dev."""
+    config, data = job.config, job.data
+    train_set, sampler = job.extra["train"], job.extra["sampler"]
+    tower = tower_of(model)
+    images = tf.constant(train_set.images)
+    labels = train_set.labels
+    augment = AffineAugment(seed=config.seed) if config.options.augment else None
+    count = math.ceil((config.options.pairs_per_epoch or len(labels)) / config.batch_size)
+    triplet = config.loss == "batch-hard-triplet"
+    trainer = fused.item_trainer(model) if triplet else fused.embedding_trainer(model, sides=2)
+    compile_model(trainer, config, optimizer=model.optimizer)
+    logger.info(
+        "retrieval training on %d images of %d classes: %d batches of about %d images per epoch, loss %s",
+        len(labels),
+        len(np.unique(labels)),
+        count,
+        config.batch_size,
+        config.loss,
+    )
+
+    def epoch_data(epoch: int) -> tuple[tf.data.Dataset, None]:
+        pools = sampler.pools(epoch, count)
+        rng = np.random.default_rng([config.seed, epoch, 4])
+        steps = np.arange(count, dtype=np.int64) + epoch * count
+        if triplet:
+            parts = (tf.ragged.constant([p.tolist() for p in pools], dtype=tf.int64), steps)
+
+            def batch(items: tf.Tensor, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                chosen = tf.gather(images, items)
+                if augment is not None:
+                    chosen = augment(tf.cast(chosen, tf.float32), step=2 * step)
+                return chosen, tf.gather(labels, items)
+
+        else:
+            sides = [_class_pairs(pool, labels, rng) for pool in pools]
+            parts = (
+                tf.ragged.constant([a.tolist() for a, _ in sides], dtype=tf.int64),
+                tf.ragged.constant([b.tolist() for _, b in sides], dtype=tf.int64),
+                steps,
+            )
+
+            def batch(index_a: tf.Tensor, index_b: tf.Tensor, step: tf.Tensor) -> tuple:
+                side_a, side_b = tf.gather(images, index_a), tf.gather(images, index_b)
+                if augment is not None:
+                    side_a = augment(tf.cast(side_a, tf.float32), step=2 * step)
+                    side_b = augment(tf.cast(side_b, tf.float32), step=2 * step + 1)
+                return (side_a, side_b), tf.zeros(tf.shape(index_a)[0])
+
+        dataset = tf.data.Dataset.from_tensor_slices(parts).map(
+            batch, num_parallel_calls=2, deterministic=True
+        )
+        return without_autotune(dataset.prefetch(2)), None
+
+    dev = data.splits["dev"]
+    dev_set = class_retrieval_set(dev.images, dev.labels)
+
+    def dev_figures() -> dict[str, float]:
+        figures = retrieval_of(tower, dev_set)
+        return {name: figures[name] for name in ("retrieval_map@r", "retrieval_precision@1")}
+
+    monitor, mode, _ = monitored(config, retrieval_kind=CLASSES)
+    return fit_epochs(
+        model,
+        epoch_data,
+        None,
+        run,
+        config,
+        monitor=monitor,
+        mode=mode,
+        state=state,
+        trainer=trainer,
+        verbose=verbose,
+        dev_figures=dev_figures,
+    )
+
+
+def _class_pairs(
+    pool: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One positive pair (two different images) of each class of ``pool``: no two pairs of a
+    batch share a class, so no in-batch negative is of the anchor's class."""
+    side_a, side_b = [], []
+    for label in np.unique(labels[pool]):
+        members = pool[labels[pool] == label]
+        if len(members) >= 2:
+            a, b = rng.choice(members, size=2, replace=False)
+            side_a.append(a)
+            side_b.append(b)
+    return np.asarray(side_a, dtype=np.int64), np.asarray(side_b, dtype=np.int64)

@@ -110,6 +110,16 @@ def embedding_trainer(model: keras.Model, *, sides: int = 2, token_ids: bool = F
     )
 
 
+def item_trainer(model: keras.Model) -> keras.Model:
+    """A model sharing ``model``'s tower that embeds a batch of items: what a class-labelled
+    embedding loss (:class:`~siamese.losses.BatchHardTripletLoss`) trains, each item of the
+    batch embedded once."""
+    tower = tower_of(model)
+    spec = tower.inputs[0]
+    items = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype, name="items")
+    return keras.Model(items, tower(items), name=f"{model.name}_items")
+
+
 def unique_trainer(model: keras.Model) -> keras.Model:
     """A model sharing ``model``'s layers that embeds each distinct item of a batch once.
 
