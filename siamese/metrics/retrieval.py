@@ -169,9 +169,7 @@ def evaluate_retrieval(index: Index, retrieval: RetrievalSet, *, batch_size: int
         raise ConfigError("the index has no tower to embed the queries with")
     if retrieval.corpus is not None and index.ntotal != len(retrieval.corpus):
         raise ConfigError(f"the index holds {index.ntotal} items, the corpus {len(retrieval.corpus)}")
-    counts = retrieval.relevant_counts()
-    depth = max(*KS, RANKED_K, int(counts.max()) if retrieval.kind == CLASSES else 0)
-    depth = min(depth, index.ntotal - 1)
+    depth = search_depth(retrieval, index.ntotal)
     queries = retrieval.queries
     began = time.perf_counter()
     found = []
@@ -179,8 +177,32 @@ def evaluate_retrieval(index: Index, retrieval: RetrievalSet, *, batch_size: int
         vectors = encode.embed(index.tower, queries[start : start + batch_size], batch_size=batch_size)
         found.append(index.search_vectors(vectors, depth + 1)[1])
     seconds = time.perf_counter() - began
-    ranked = without_own(np.concatenate(found), retrieval.query_ids, depth)
-    hits = retrieval.hits(ranked)
+    figures = score_results(retrieval, np.concatenate(found), corpus_size=index.ntotal)
+    figures["retrieval_queries_per_second"] = len(retrieval.query_ids) / max(seconds, 1e-9)
+    logger.info(
+        "retrieval: %d queries into %d items, %s %.4f",
+        len(retrieval.query_ids),
+        index.ntotal,
+        PRIMARY[retrieval.kind],
+        figures[PRIMARY[retrieval.kind]],
+    )
+    return figures
+
+
+def search_depth(retrieval: RetrievalSet, corpus_size: int) -> int:
+    """How many results each query needs, its own copy not counted: the largest k of the
+    figures (for classes, R: every relevant item), at most the rest of the corpus."""
+    counts = retrieval.relevant_counts()
+    depth = max(*KS, RANKED_K, int(counts.max()) if retrieval.kind == CLASSES else 0)
+    return min(depth, corpus_size - 1)
+
+
+def score_results(retrieval: RetrievalSet, found: np.ndarray, *, corpus_size: int) -> dict[str, float]:
+    """The figures of ranked results: ``found`` holds each query's ``search_depth + 1`` best
+    ids (its own copy among them or not), best first, -1 for a missing result."""
+    depth = search_depth(retrieval, corpus_size)
+    counts = retrieval.relevant_counts()
+    hits = retrieval.hits(without_own(np.asarray(found), retrieval.query_ids, depth))
     figures: dict[str, float] = {}
     for k in KS:
         figures[f"retrieval_recall@{k}"] = metrics.ranked_recall(hits, counts, k)
@@ -192,15 +214,7 @@ def evaluate_retrieval(index: Index, retrieval: RetrievalSet, *, batch_size: int
             figures[f"retrieval_precision@{k}"] = metrics.ranked_precision(hits, k)
         figures["retrieval_map@r"] = metrics.map_at_r(hits, counts)
     figures["retrieval_queries"] = int(len(retrieval.query_ids))
-    figures["retrieval_corpus"] = int(index.ntotal)
-    figures["retrieval_queries_per_second"] = len(retrieval.query_ids) / max(seconds, 1e-9)
-    logger.info(
-        "retrieval: %d queries into %d items, %s %.4f",
-        len(retrieval.query_ids),
-        index.ntotal,
-        PRIMARY[retrieval.kind],
-        figures[PRIMARY[retrieval.kind]],
-    )
+    figures["retrieval_corpus"] = int(corpus_size)
     return figures
 
 
