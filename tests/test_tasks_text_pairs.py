@@ -534,6 +534,7 @@ def test_mined_negatives_are_kept_and_a_resumed_run_trains_on_them(tmp_path):
         ),
         (["--objective", "retrieval", "--positive-threshold", "9"], ["no similar pair"]),
         (["--loss", "cosent"], ["--head cosine"]),
+        (["--symmetric-loss"], ["--symmetric-loss", "--objective retrieval"]),
     ],
 )
 def test_bad_retrieval_settings_are_one_line_and_leave_no_folder(tmp_path, args, words):

@@ -93,8 +93,15 @@ def build_pair_model(tower: keras.Model, config: RunConfig) -> keras.Model:
     return model
 
 
-def compile_model(model: keras.Model, config: RunConfig, *, optimizer: Any = None) -> None:
-    """Compile with Adam (or ``optimizer``), the run's loss, and the per-epoch metric shown."""
+def compile_model(
+    model: keras.Model,
+    config: RunConfig,
+    *,
+    optimizer: Any = None,
+    loss_options: dict[str, Any] | None = None,
+) -> None:
+    """Compile with Adam (or ``optimizer``), the run's loss (built with ``loss_options``), and
+    the per-epoch metric shown."""
     if config.objective == "regression":
         shown: list[Any] = [PearsonCorrelation()]
     elif config.objective == "retrieval":
@@ -105,7 +112,7 @@ def compile_model(model: keras.Model, config: RunConfig, *, optimizer: Any = Non
         shown = []
     model.compile(
         optimizer=optimizer or keras.optimizers.Adam(config.learning_rate, clipnorm=1.0),
-        loss=losses.get(config.loss),
+        loss=losses.get(config.loss, **(loss_options or {})),
         metrics=shown,
     )
 

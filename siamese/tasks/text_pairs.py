@@ -120,6 +120,9 @@ class TextOptions(TaskOptions):
     # ... drawn among each anchor's nearest items at these ranks (from, to), after its own
     # copy and its known positives are left out.
     mine_ranks: tuple[int, int] = (10, 50)
+    # --objective retrieval: each positive also picks its anchor among the batch's anchors
+    # (the in-batch loss both ways).
+    symmetric_loss: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members <= 0:
@@ -264,6 +267,13 @@ class TextPairsTask(Task):
                 help="Draw each mined negative among the anchor's nearest items at ranks FROM to TO-1 "
                 "(its own copy and its known positives left out).",
             ),
+            option(
+                o,
+                "symmetric_loss",
+                "--symmetric-loss",
+                is_flag=True,
+                help="--objective retrieval: also train each positive to pick its anchor among the batch's.",
+            ),
             option(o, "sequence_length", "--sequence-length", type=click.IntRange(min=1)),
             option(o, "vocab_size", "--vocab-size", type=click.IntRange(min=3)),
             option(o, "text_a_col", "--text-a-col", help="CSV/TSV: first text column."),
@@ -387,6 +397,8 @@ def resolve(config: RunConfig, kind: str) -> RunConfig:
     """Fill in objective, head and loss from the data's kind, and check the text options fit."""
     config = resolve_pair_settings(config, kind, retrieval_losses=RETRIEVAL_LOSSES)
     options = config.options
+    if options.symmetric_loss and config.objective != "retrieval":
+        raise ConfigError("--symmetric-loss applies to --objective retrieval")
     if options.mine_every is not None:
         if config.objective != "retrieval":
             raise ConfigError("--mine-every applies to --objective retrieval")
@@ -599,7 +611,9 @@ def _fit_retrieval(
     corpus_lengths = encode.lengths_of(corpus_ids)
     mining = config.options.mine_every is not None
     trainer = fused.embedding_trainer(model, sides=3 if mining else 2, token_ids=True)
-    compile_model(trainer, config, optimizer=model.optimizer)
+    compile_model(
+        trainer, config, optimizer=model.optimizer, loss_options={"symmetric": config.options.symmetric_loss}
+    )
     miner = _Miner(run, config, tower, corpus, keys_a, keys_b) if mining else None
     logger.info(
         "retrieval training: %d similar pairs over %d sentences, %s",
