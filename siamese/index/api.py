@@ -204,7 +204,7 @@ class Index:
         prepared = index._prepared(array)
         faiss_helpers.train(index._faiss, factory, prepared, train_sample=train_sample, seed=seed)
         index._add_prepared(prepared, ids, payloads)
-        logger.info("indexed %d vectors of dimension %d (%s, %s)", len(prepared), index.dim, factory, metric)
+        logger.debug("indexed %d vectors of dimension %d (%s, %s)", len(prepared), index.dim, factory, metric)
         return index
 
     # ------------------------------------------------------------------ changing

@@ -65,7 +65,13 @@ from siamese.metrics.retrieval import CLASSES, class_retrieval_set, retrieval_of
 from siamese.models import load_model, tower_of
 from siamese.pairs import Pairs, PairSampler, fixed_pairs
 from siamese.tasks.base import Defaults, Job, Task, Trained, option, register
-from siamese.tasks.pair_model import build_pair_model, compile_model, monitored, resolve_pair_settings
+from siamese.tasks.pair_model import (
+    build_pair_model,
+    compile_model,
+    fit_for_retrieval,
+    monitored,
+    resolve_pair_settings,
+)
 from siamese.towers import image_tower
 from siamese.training import fused
 from siamese.training.config import RunConfig, TaskOptions
@@ -847,7 +853,6 @@ def _fit_retrieval(job: Job, run: RunDir, model: keras.Model, state: dict | None
     positive pair per class of each pool; early-stopping on MAP@R through an index of dev."""
     config, data = job.config, job.data
     train_set, sampler = job.extra["train"], job.extra["sampler"]
-    tower = tower_of(model)
     images = tf.constant(train_set.images)
     labels = train_set.labels
     augment = AffineAugment(seed=config.seed) if config.options.augment else None
@@ -898,25 +903,16 @@ def _fit_retrieval(job: Job, run: RunDir, model: keras.Model, state: dict | None
         return without_autotune(dataset.prefetch(2)), None
 
     dev = data.splits["dev"]
-    dev_set = class_retrieval_set(dev.images, dev.labels)
-
-    def dev_figures() -> dict[str, float]:
-        figures = retrieval_of(tower, dev_set)
-        return {name: figures[name] for name in ("retrieval_map@r", "retrieval_precision@1")}
-
-    monitor, mode, _ = monitored(config, retrieval_kind=CLASSES)
-    return fit_epochs(
+    return fit_for_retrieval(
         model,
         epoch_data,
-        None,
         run,
         config,
-        monitor=monitor,
-        mode=mode,
+        dev=class_retrieval_set(dev.images, dev.labels),
+        watched=("retrieval_map@r", "retrieval_precision@1"),
         state=state,
         trainer=trainer,
         verbose=verbose,
-        dev_figures=dev_figures,
     )
 
 

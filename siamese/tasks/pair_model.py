@@ -6,7 +6,7 @@ watches.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -15,9 +15,11 @@ from siamese import heads, losses
 from siamese.datasets.records import BINARY, GRADED
 from siamese.errors import ConfigError
 from siamese.metrics.keras_metrics import PearsonCorrelation
-from siamese.metrics.retrieval import PAIRS, PRIMARY
-from siamese.models import build_siamese
+from siamese.metrics.retrieval import PAIRS, PRIMARY, RetrievalSet, retrieval_of
+from siamese.models import build_siamese, tower_of
 from siamese.training.config import RunConfig
+from siamese.training.loop import fit_epochs
+from siamese.training.run_dir import RunDir
 
 
 def resolve_pair_settings(config: RunConfig, kind: str, *, retrieval_losses: Sequence[str] = ()) -> RunConfig:
@@ -131,3 +133,40 @@ def monitored(config: RunConfig, *, retrieval_kind: str = PAIRS) -> tuple[str, s
     if config.loss == "binary-crossentropy":
         return "val_loss", "min", "accuracy"
     return "val_loss", "min", "loss"
+
+
+def fit_for_retrieval(
+    model: keras.Model,
+    epoch_data: Callable[[int], tuple[Any, Any]],
+    run: RunDir,
+    config: RunConfig,
+    *,
+    dev: RetrievalSet,
+    watched: Sequence[str],
+    state: dict[str, Any] | None,
+    trainer: keras.Model,
+    verbose: Any,
+) -> dict[str, list[float]]:
+    """:func:`~siamese.training.loop.fit_epochs` for a retrieval run: after each epoch the
+    tower's index of ``dev`` is searched, the figures ``watched`` are logged (``val_...``) and
+    the primary one decides early stopping."""
+    tower = tower_of(model)
+
+    def dev_figures() -> dict[str, float]:
+        figures = retrieval_of(tower, dev)
+        return {name: figures[name] for name in watched}
+
+    monitor, mode, _ = monitored(config, retrieval_kind=dev.kind)
+    return fit_epochs(
+        model,
+        epoch_data,
+        None,
+        run,
+        config,
+        monitor=monitor,
+        mode=mode,
+        state=state,
+        trainer=trainer,
+        verbose=verbose,
+        dev_figures=dev_figures,
+    )

@@ -45,7 +45,13 @@ from siamese.metrics.retrieval import pair_retrieval_set, retrieval_of
 from siamese.models import load_model, load_tower, tower_of
 from siamese.pairs import distinct_batches, mine_hard_negatives
 from siamese.tasks.base import Defaults, Job, Task, Trained, option, register
-from siamese.tasks.pair_model import build_pair_model, compile_model, monitored, resolve_pair_settings
+from siamese.tasks.pair_model import (
+    build_pair_model,
+    compile_model,
+    fit_for_retrieval,
+    monitored,
+    resolve_pair_settings,
+)
 from siamese.towers import RNN_KINDS, SEQUENCE_POOLINGS, text_tower
 from siamese.training import fused
 from siamese.training.config import RunConfig, TaskOptions
@@ -640,24 +646,16 @@ def _fit_retrieval(
         return _id_dataset([corpus_ids[keys] for keys in sides], targets, batches, lengths), None
 
     dev_set = pair_retrieval_set(dev_pairs.a, dev_pairs.b, positives(dev_pairs, config))
-
-    def dev_figures() -> dict[str, float]:
-        figures = retrieval_of(tower, dev_set)
-        return {name: figures[name] for name in DEV_RETRIEVAL}
-
-    monitor, mode, _ = monitored(config)
-    return fit_epochs(
+    return fit_for_retrieval(
         model,
         epoch_data,
-        None,
         run,
         config,
-        monitor=monitor,
-        mode=mode,
+        dev=dev_set,
+        watched=DEV_RETRIEVAL,
         state=state,
         trainer=trainer,
         verbose=verbose,
-        dev_figures=dev_figures,
     )
 
 
