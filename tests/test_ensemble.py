@@ -77,9 +77,13 @@ def test_members_train_as_runs_of_their_own_and_are_saved_as_one(tmp_path):
     )
     assert result.exit_code == 0, result.output
     members = [RunDir(out / "members" / str(k)) for k in range(2)]
-    seeds = [RunConfig.from_dict(json.loads(m.config.read_text()), TextOptions).seed for m in members]
-    assert seeds == [0, 1] and all(m.is_complete() for m in members)
+    member_configs = [RunConfig.from_dict(json.loads(m.config.read_text()), TextOptions) for m in members]
+    assert [c.seed for c in member_configs] == [0, 1] and all(m.is_complete() for m in members)
     config = RunConfig.from_dict(json.loads((out / "config.json").read_text()), TextOptions)
+    # Every member holds out the ensemble's dev pairs (the file's dev is carved by a seed): no
+    # member trains on the pairs the ensemble is chosen and scored on.
+    ensemble_dev = text_pairs.load_splits(config)["dev"]
+    assert [text_pairs.load_splits(c)["dev"].a == ensemble_dev.a for c in member_configs] == [True, True]
     assert config.options.members == 2 and config.objective == "regression"
     # The run's model is the mean of its members' models, and its metrics are that model's.
     splits = text_pairs.load_splits(config)

@@ -148,7 +148,7 @@ def load_data(config: RunConfig, data: str | None = None, *, size: Sequence[int]
     """
     spec = data or config.data
     size = size or config.options.image_size
-    splits = load_image_dataset(spec, size=size, seed=config.seed, dev_fraction=config.dev_fraction)
+    splits = load_image_dataset(spec, size=size, seed=config.data_seed, dev_fraction=config.dev_fraction)
     runs = None
     if spec == "omniglot":
         runs = read_omniglot_runs(size=splits["train"].images.shape[1:3])

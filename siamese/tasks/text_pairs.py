@@ -394,7 +394,7 @@ def load_splits(config: RunConfig, data: str | None = None) -> dict[str, TextPai
         text_b_col=options.text_b_col,
         label_col=options.label_col,
         sep=options.sep,
-        seed=config.seed,
+        seed=config.data_seed,
         dev_fraction=config.dev_fraction,
     )
 
@@ -879,8 +879,9 @@ def _train_members(task: TextPairsTask, config: RunConfig, run: RunDir, resume: 
 
 
 def _member_config(config: RunConfig, k: int, spent: float) -> RunConfig:
-    """Member ``k``'s settings: seed ``seed + k``, the time budget left, and the tower to
-    start from (member ``k``'s of an ensemble ``--init-tower``, by turns if it has fewer)."""
+    """Member ``k``'s settings: seed ``seed + k`` (but the ensemble's dev split), the time
+    budget left, and the tower to start from (member ``k``'s of an ensemble ``--init-tower``,
+    by turns if it has fewer)."""
     start = config.options.init_tower
     if start and (Path(start) / MEMBERS_FOLDER).is_dir():
         try:
@@ -892,6 +893,7 @@ def _member_config(config: RunConfig, k: int, spent: float) -> RunConfig:
     return dataclasses.replace(
         config,
         seed=config.seed + k,
+        split_seed=config.data_seed,
         time_budget=budget,
         options=dataclasses.replace(config.options, members=1, init_tower=start),
     )

@@ -49,8 +49,12 @@ class RunConfig:
         batch_size: Pairs per training step; ``None``: the task's default.
         learning_rate: Adam's learning rate; ``None``: the task's default.
         patience: Epochs without improvement on dev before stopping early (0: never).
-        seed: Seed of weights, splits, shuffles and dropout.
+        seed: Seed of weights, shuffles and dropout, and of the dev hold-out unless
+            ``split_seed`` is given.
         dev_fraction: Share held out as dev where the data has no dev split.
+        split_seed: Seed of that dev hold-out (``None``: ``seed``). The members of an
+            ensemble train with seeds ``seed + k`` but share the ensemble's split, so that no
+            member trains on the pairs the ensemble is chosen and scored on.
         head_hidden_units: Hidden ReLU layer of the ``concat`` head (0: none).
         swap_pairs: Train on both orders (a, b) and (b, a) of each pair when the head is
             not symmetric (``concat``), so the model does not depend on the order.
@@ -74,6 +78,7 @@ class RunConfig:
     patience: int = 3
     seed: int = 0
     dev_fraction: float = 0.1
+    split_seed: int | None = None
     head_hidden_units: int = 0
     swap_pairs: bool = True
     time_budget: float | None = None
@@ -101,6 +106,11 @@ class RunConfig:
             raise ConfigError(
                 f"options must be a task's options dataclass, got {type(self.options).__name__}"
             )
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the dev hold-out: ``split_seed``, else ``seed``."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain JSON-ready values (the options under their section)."""
