@@ -69,7 +69,22 @@ TOWER = [
 ]
 #: The trained sides: their training options beyond the tower (chosen on dev).
 PAIR_HEAD = ["--head", "concat", "--head-hidden", "128", "--epochs", "30", "--patience", "4"]
-RETRIEVAL = ["--objective", "retrieval", "--epochs", "30", "--patience", "4"]
+RETRIEVAL = [
+    "--objective",
+    "retrieval",
+    "--batch-size",
+    "128",
+    "--mine-every",
+    "1",
+    "--mine-ranks",
+    "10:50",
+    "--members",
+    "3",
+    "--epochs",
+    "30",
+    "--patience",
+    "4",
+]
 COSENT = ["--head", "cosine", "--loss", "cosent", "--epochs", "30", "--patience", "4"]
 SIDES = ("tf-idf", "bm25", "pair head", "retrieval", "all-MiniLM-L6-v2")
 MINILM_SCRIPT = """
