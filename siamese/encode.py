@@ -31,6 +31,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from siamese import faults
 from siamese.augment import AffineAugment
 from siamese.checks import positive_int
 from siamese.datasets.files import decode_image_file
@@ -126,7 +127,7 @@ def embed(
         DataError: An image file cannot be read.
     """
     batch_size = positive_int("batch_size", batch_size)
-    if progress or reads_files(tower, items):
+    if progress or reads_files(tower, items) or faults.armed("embed"):
         return _embed_in_batches(tower, item_list(items), batch_size=batch_size, progress=progress)
     return _embed_array(tower, as_model_input(items, tower), batch_size)
 
@@ -164,6 +165,8 @@ def _embed_in_batches(
             if start + batch_size < len(items):
                 pending = batch_at(start + batch_size)
             chunks.append(_embed_array(tower, as_model_input(batch, tower), batch_size))
+            if start == 0:
+                faults.kill_point("embed")
             if bar is not None:
                 with contextlib.redirect_stdout(sys.stderr):
                     bar.update(min(start + batch_size, len(items)))

@@ -50,3 +50,7 @@ class DatasetNotFoundError(DataError):
 
 class IndexFileError(SiameseError):
     """An index folder is missing, incomplete, corrupt, or does not match its tower."""
+
+
+class Interrupted(SiameseError):
+    """The user interrupted the work (Ctrl-C); what was saved is whole (the commands exit 130)."""

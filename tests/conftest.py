@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,25 @@ import keras  # noqa: E402
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def _offline_cache(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    return str(tmp_path_factory.mktemp("cache")), f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(autouse=True)
+def _no_downloads_from_the_internet(monkeypatch: pytest.MonkeyPatch, _offline_cache: tuple[str, str]) -> None:
+    """Tests never reach the internet nor the user's cache: downloads go to an address on
+    127.0.0.1 where nothing listens (a test that serves files points the mirror at them)."""
+    cache, mirror = _offline_cache
+    monkeypatch.setenv("SIAMESE_CACHE_DIR", cache)
+    monkeypatch.setenv("SIAMESE_DATA_MIRROR", mirror)
 
 
 @pytest.fixture
@@ -61,6 +81,24 @@ WORDS = "man woman dog cat plays runs eats guitar ball food park house red blue 
 SMALL = ["--units", "8", "--embedding-dim", "8", "--batch-size", "16", "--sequence-length", "8"]
 
 
+def index_files(idx: Path) -> Path:
+    """The folder holding a saved index's files: the version its ``CURRENT`` names."""
+    from siamese.io import current_version
+
+    version = current_version(idx)
+    assert version is not None, f"{idx} is not a versioned index folder"
+    return version
+
+
+def unversion(idx: Path) -> None:
+    """Turn a saved index folder into the layout of earlier releases (its files at the top)."""
+    version = index_files(idx)
+    for path in version.iterdir():
+        os.rename(path, idx / path.name)
+    version.rmdir()
+    (idx / "CURRENT").unlink()
+
+
 def pairs_file(path, n=120, binary=False, seed=0):
     """A TSV of ``n`` seeded sentence pairs over :data:`WORDS`: graded 1-5 by words shared, or
     binary (1 when 3 or more of 5 words are shared)."""
@@ -83,6 +121,21 @@ def train_text_pairs(args, catch=False):
 
     result = CliRunner().invoke(cli.train, ["--task", "text-pairs", *args], catch_exceptions=catch)
     return result
+
+
+def train_killed_at(phase: str, args: list[str], timeout: float = 300) -> None:
+    """``siamese-train ARGS`` in a new process that kills itself at ``phase`` (the test hook
+    of :mod:`siamese.faults`); fails unless the kill landed there."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", SIAMESE_KILL_AT=phase)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from siamese.cli import train; train()", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    # only the hook sends SIGKILL: this return code says the kill landed at ``phase``
+    assert proc.returncode == -signal.SIGKILL, (phase, proc.returncode, proc.stderr[-3000:])
 
 
 def eval_in_a_fresh_process(run, split, *extra):

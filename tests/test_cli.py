@@ -55,3 +55,20 @@ def test_console_scripts_are_installed(script):
     proc = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "Examples:" in proc.stdout
+
+
+def test_an_unexpected_failure_is_one_line_naming_the_traceback_file(tmp_path, monkeypatch):
+    from siamese.tasks import text_pairs
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug, somewhere deep")
+
+    monkeypatch.setattr(text_pairs.TextPairsTask, "prepare", broken)
+    result = CliRunner().invoke(cli.train, ["--task", "text-pairs", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert "unexpected TypeError: a bug, somewhere deep" in line and "Traceback" not in result.output
+    log = line.split("the full traceback is in ")[1].split(";")[0]
+    assert "Traceback (most recent call last)" in open(log, encoding="utf-8").read()
+    verbose = CliRunner().invoke(cli.train, ["--task", "text-pairs", "--out", str(tmp_path / "r2"), "-v"])
+    assert isinstance(verbose.exception, TypeError)  # -v lets the traceback through

@@ -7,8 +7,12 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import index_files
+from PIL import Image
 
+import siamese
 from siamese import cli
+from siamese.index import Index
 
 WORDS = "man woman dog cat plays runs eats guitar ball food park house red blue small big".split()
 
@@ -80,7 +84,7 @@ def test_stale_tower_and_bad_queries_are_one_line(text_run, tmp_path):
     empty.write_text("\n\n")
     nothing = _index(["build", "--run", str(run), "--input", str(empty), "--out", str(tmp_path / "e")])
     assert nothing.exit_code == 2 and "empty" in nothing.output
-    (out / "payloads.jsonl").write_text("truncated")
+    (index_files(out) / "payloads.jsonl").write_text("truncated")
     corrupt = _index(["query", "--index", str(out), "one sentence"])
     assert corrupt.exit_code == 2 and "payloads.jsonl" in corrupt.output
     assert "Traceback" not in corrupt.output
@@ -107,3 +111,49 @@ def test_real_sick_index_returns_the_sentence_itself(tmp_path, data_dir):
     loaded = Index.load(out)
     again = loaded.search(["A man is playing a guitar"], k=5)[0]
     assert [h.id for h in again] == [h["id"] for h in hits]
+
+
+@pytest.fixture(scope="module")
+def image_index(tmp_path_factory):
+    """An image index of 12 small PNGs, with its tower saved beside it; a query image file."""
+    folder = tmp_path_factory.mktemp("image-index")
+    rng = np.random.default_rng(0)
+    tower = siamese.image_tower((8, 8, 1), filters=(4,), embedding_dim=8, seed=0)
+    tower.save(folder / "tower.keras")
+    paths = []
+    for i, image in enumerate(rng.integers(0, 256, size=(12, 8, 8), dtype=np.uint8)):
+        paths.append(str(folder / f"{i}.png"))
+        Image.fromarray(image).save(paths[-1])
+    Index.build(tower, paths, tower_path=folder / "tower.keras", progress=False).save(folder / "idx")
+    return folder / "idx", paths[3]
+
+
+def test_a_huge_k_returns_the_whole_index_and_no_more(text_run, tmp_path):
+    run, data = text_run
+    out = tmp_path / "idx"
+    assert _index(["build", "--run", str(run), "--input", str(data), "--out", str(out)]).exit_code == 0
+    ntotal = Index.load(out).ntotal
+    result = _index(["query", "--index", str(out), "man plays guitar", "-k", "1000000000", "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)) == ntotal
+
+
+def test_queries_of_the_wrong_kind_empty_or_too_large_are_one_line(text_run, image_index, tmp_path):
+    run, data = text_run
+    text_idx = tmp_path / "idx"
+    assert _index(["build", "--run", str(run), "--input", str(data), "--out", str(text_idx)]).exit_code == 0
+    image_idx, image_file = image_index
+    cases = [
+        (["--index", str(text_idx), "--image", image_file], "takes text"),
+        (["--index", str(image_idx), "a man plays a guitar"], "takes images"),
+        (["--index", str(text_idx), ""], "empty"),
+        (["--index", str(text_idx), "   "], "empty"),
+        (["--index", str(text_idx), "word " * 2001], "limit is 10,000"),
+    ]
+    for args, words in cases:
+        result = _index(["query", *args])
+        assert result.exit_code == 2, (args[:3], result.output)
+        assert len(result.output.strip().splitlines()) == 1 and words in result.output, result.output
+        assert "Traceback" not in result.output
+    found = _index(["query", "--index", str(image_idx), "--image", image_file, "-k", "1", "--json"])
+    assert found.exit_code == 0 and json.loads(found.output)[0]["payload"] == image_file

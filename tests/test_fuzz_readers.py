@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import shutil
 import signal
@@ -41,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import index_files
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -50,11 +52,14 @@ from siamese.datasets import images, text
 from siamese.errors import DataError, IndexFileError, SiameseError
 from siamese.index import Index, recall_at_k
 
-#: Settings of every fuzz test: reproducible, and an example slower than 5 s is a failure.
+#: ``SIAMESE_FUZZ=long``: the exploring profile, new examples each run
+#: (``SIAMESE_FUZZ_EXAMPLES`` per test, default 1,000); otherwise CI's bounded, derandomized one.
+LONG = os.environ.get("SIAMESE_FUZZ") == "long"
+#: Settings of every fuzz test: an example slower than 5 s is a failure.
 FUZZ = settings(
-    max_examples=40,
+    max_examples=int(os.environ.get("SIAMESE_FUZZ_EXAMPLES", "1000")) if LONG else 40,
     deadline=timedelta(seconds=5),
-    derandomize=True,
+    derandomize=not LONG,
     database=None,
 )
 #: An example still running after this many seconds is stopped and reported as a hang.
@@ -709,15 +714,47 @@ def test_mutated_games_files(data: bytes, ops: list[Op] | None, scratch: Path) -
         np.testing.assert_array_equal(games.column(name), [int(row[column]) for row in rows])
 
 
+KAGGLE_RESULTS = (
+    b"Season,DayNum,WTeamID,WScore,LTeamID,LScore,WLoc,NumOT\n"
+    b"1985,20,1228,81,1328,64,N,0\n1985,25,1106,77,1354,70,H,0\n1986,30,1112,63,1223,56,A,1\n"
+)
+
+
 @FUZZ
-@given(ops=mutations(tokens=()))
-def test_mutated_kaggle_season_zips(ops: list[Op], scratch: Path) -> None:
-    # Only the zip is staged: past it, the missing tournament file must be the DataError.
-    results = b"Season,DayNum,WTeamID,WScore,LTeamID,LScore,WLoc,NumOT\n1985,20,1228,81,1328,64,N,0\n"
-    data = mutate(zip_bytes([("MRegularSeasonCompactResults.csv", results)], deflate=True), ops)
+@given(
+    ops=mutations(tokens=()) | st.none(),
+    inner=st.none() | mutations(tokens=(*TOKENS, b"H", b"A", b"N", b"0")),
+    deflate=st.booleans(),
+)
+def test_mutated_kaggle_season_zips(
+    ops: list[Op] | None, inner: list[Op] | None, deflate: bool, scratch: Path
+) -> None:
+    # The CSV inside is mutated (a valid zip of a damaged CSV), then the zip itself.
+    csv_data = mutate(KAGGLE_RESULTS, inner, b",")
+    data = mutate(zip_bytes([("MRegularSeasonCompactResults.csv", csv_data)], deflate=deflate), ops)
     with fresh_dir(scratch) as folder:
-        write(folder / basketball.KAGGLE_SEASON_ZIP, data)
-        assert outcome(DataError, folder, basketball.build_season_table, kaggle_dir=folder) is None
+        path = write(folder / basketball.KAGGLE_SEASON_ZIP, data)
+        results = outcome(DataError, path, basketball.read_season_results, path)
+    if ops is None and inner is None:
+        assert results is not None
+    if results is None:
+        return
+    # Accepted: it must hold every game of the CSV it was read from (no silent truncation).
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        (name,) = [n for n in archive.namelist() if n.lower().endswith(".csv")]
+        content = archive.read(name)
+    if b'"' in content:
+        return
+    header, *rows = csv_rows(content)
+    assert len(results.season) == len(rows), f"{len(rows)} data lines but {len(results.season)} games"
+    names = [field.strip() for field in header]
+    for column, values in (
+        ("Season", results.season),
+        ("WTeamID", results.w_team),
+        ("LScore", results.l_score),
+    ):
+        np.testing.assert_array_equal(values, [int(row[names.index(column)]) for row in rows])
+    assert outcome(DataError, folder, basketball.build_season_table, kaggle_dir=folder) is None
 
 
 def test_kaggle_zip_with_a_bad_utf8_member_name_is_a_data_error(tmp_path: Path) -> None:
@@ -757,7 +794,8 @@ def saved_indexes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SavedIn
     for factory in FACTORIES:
         folder = tmp_path_factory.mktemp("index") / factory.replace(",", "_")
         Index.from_vectors(vectors, ids=IDS, payloads=PAYLOADS, factory=factory).save(folder)
-        saved[factory] = SavedIndex(folder, vectors, {p.name: p.read_bytes() for p in folder.iterdir()})
+        files = {p.name: p.read_bytes() for p in index_files(folder).iterdir()}
+        saved[factory] = SavedIndex(folder, vectors, files)
     return saved
 
 
@@ -768,9 +806,11 @@ def damaged_copy(saved: SavedIndex, target: Path, name: str, data: bytes, *, reh
         manifest = json.loads(saved.files["manifest.json"])
         manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
         files["manifest.json"] = json.dumps(manifest).encode()
-    target.mkdir()
+    version = target / "v-00000000000000000001-00000000"
+    version.mkdir(parents=True)
     for file, content in files.items():
-        write(target / file, content)
+        write(version / file, content)
+    (target / "CURRENT").write_text(version.name + "\n")
     return target
 
 
@@ -917,7 +957,7 @@ def faiss_file_property(folder: str) -> None:
     this in a process whose address space is capped (see the test below).
     """
     base = Path(folder)
-    files = {p.name: p.read_bytes() for p in (base / "base").iterdir()}
+    files = {p.name: p.read_bytes() for p in index_files(base / "base").iterdir()}
     saved = SavedIndex(base / "base", np.load(base / "vectors.npy"), files)
 
     @FUZZ

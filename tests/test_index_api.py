@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import index_files, unversion
 from PIL import Image
 
 import siamese
@@ -109,8 +110,8 @@ def test_fewer_items_than_k_gives_short_lists_with_payloads(vectors: np.ndarray)
     assert [h.id for h in hits][0] == 1 and len(hits) == 3
     assert hits[0].payload == "one" and hits[0].score == pytest.approx(0.0, abs=1e-3)
     assert sorted(h.payload for h in hits if isinstance(h.payload, str)) == ["one"]
-    scores, ids = index.search_vectors(vectors[:1], 5)
-    assert ids[0, 3:].tolist() == [-1, -1] and np.isnan(scores[0, 3:]).all()
+    scores, ids = index.search_vectors(vectors[:1], 5)  # never more columns than items
+    assert ids.shape == scores.shape == (1, 3) and sorted(ids[0].tolist()) == [0, 1, 2]
 
 
 def test_ivf_nprobe_and_hnsw_ef_search_apply_per_query(vectors: np.ndarray) -> None:
@@ -151,8 +152,15 @@ def test_ids_payloads_and_results_survive_save_and_load(
     )
     assert info["toolkit_version"] == siamese.__version__
     assert set(info["files"]) == {"index.faiss", "payloads.jsonl", "vectors.npy"}
-    assert info["files"]["index.faiss"]["bytes"] == (tmp_path / "idx" / "index.faiss").stat().st_size
+    faiss_file = index_files(tmp_path / "idx") / "index.faiss"
+    assert info["files"]["index.faiss"]["bytes"] == faiss_file.stat().st_size
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx"]  # no temporary or aside folder left
+    # the pointer and one version: no temporary folder, no version no reader holds
+    assert _entries(tmp_path / "idx") == ["CURRENT", index_files(tmp_path / "idx").name]
+
+
+def _entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
 
 
 def test_add_after_load_then_save_and_load_again(
@@ -204,9 +212,14 @@ def test_hnsw_refuses_remove(vectors: np.ndarray) -> None:
     assert index.ntotal == 200
 
 
-def test_load_reads_the_aside_copy_of_an_interrupted_swap(tmp_path: Path, vectors: np.ndarray) -> None:
+def test_a_folder_of_an_earlier_release_loads_and_its_next_save_versions_it(
+    tmp_path: Path, vectors: np.ndarray
+) -> None:
     Index.from_vectors(vectors, metric="l2").save(tmp_path / "idx")
-    # The state between the two renames of a save: the old folder aside, the new one not yet in.
+    unversion(tmp_path / "idx")  # the files at the top, no CURRENT
+    assert Index.load(tmp_path / "idx").ntotal == 200
+    # An earlier release's swap, between its two renames: the old folder aside, the new one
+    # not yet in.
     os.rename(tmp_path / "idx", tmp_path / ".idx.previous")
 
     loaded = Index.load(tmp_path / "idx")
@@ -215,71 +228,67 @@ def test_load_reads_the_aside_copy_of_an_interrupted_swap(tmp_path: Path, vector
     assert not (tmp_path / "idx").exists()
 
     loaded.save(tmp_path / "idx")  # the next save puts things in order
-    assert (tmp_path / "idx" / "manifest.json").is_file() and not (tmp_path / ".idx.previous").exists()
+    assert not (tmp_path / ".idx.previous").exists()
+    assert _entries(tmp_path / "idx") == ["CURRENT", index_files(tmp_path / "idx").name]
     assert Index.load(tmp_path / "idx").ntotal == 200
+
+    # the same over an unversioned folder in place: its top-level files go after the commit
+    shutil.rmtree(tmp_path / "idx")
+    Index.from_vectors(vectors, metric="l2").save(tmp_path / "idx")
+    unversion(tmp_path / "idx")
+    Index.load(tmp_path / "idx").save(tmp_path / "idx")
+    assert _entries(tmp_path / "idx") == ["CURRENT", index_files(tmp_path / "idx").name]
+    np.testing.assert_array_equal(Index.load(tmp_path / "idx").vectors, vectors)
 
 
 KILL_SCRIPT = """
 import sys
-import numpy as np
+from siamese import load_tower
 from siamese.index import Index
 
-def corpus(version):
-    return np.random.default_rng(version).normal(size=(20000, 32)).astype(np.float32)
-
-indexes = [
-    Index.from_vectors(corpus(v), payloads=[f"v{v}-{i}" for i in range(20000)], metric="l2")
-    for v in (0, 1)
-]
-indexes[0].save(sys.argv[1])
-print("first save done", flush=True)
-n = 1
-while True:
-    indexes[n % 2].save(sys.argv[1])
-    n += 1
+tower_file, target, sentences = sys.argv[1], sys.argv[2], sys.argv[3:]
+index = Index.build(load_tower(tower_file), sentences, tower_path=tower_file, batch_size=8, progress=False)
+index.save(target)
 """
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
-def test_killed_during_save_leaves_a_loadable_index(tmp_path: Path) -> None:
-    script = tmp_path / "save_forever.py"
-    script.write_text(textwrap.dedent(KILL_SCRIPT))
+def test_a_rebuild_killed_while_embedding_writing_or_swapping_leaves_the_previous_index(
+    tmp_path: Path, text_tower_file: Path
+) -> None:
     target = tmp_path / "idx"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    delays = random.Random(0)
-    for _ in range(3):
-        proc = subprocess.Popen(
-            [sys.executable, str(script), str(target)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
+    previous = Index.build(siamese.load_tower(text_tower_file), SENTENCES[:10], tower_path=text_tower_file)
+    previous.save(target)
+    script = tmp_path / "rebuild.py"
+    script.write_text(textwrap.dedent(KILL_SCRIPT))
+    left_behind = {
+        # the phase -> what the killed build must have left beside the current version
+        "embed": lambda names: names == [],
+        "faiss-write": lambda names: len(names) == 1 and names[0].startswith(".saving-"),
+        "swap": lambda names: len(names) == 1 and names[0].startswith("v-"),  # whole, not current
+    }
+    for phase, check in left_behind.items():
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", SIAMESE_KILL_AT=phase)
+        proc = subprocess.run(
+            [sys.executable, str(script), str(text_tower_file), str(target), *SENTENCES],
             env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
-        try:
-            assert proc.stdout.readline().strip() == "first save done"
-            proc.stdout.close()  # the child keeps saving while we wait
-            try:
-                proc.wait(timeout=delays.uniform(0.05, 0.6))
-            except subprocess.TimeoutExpired:
-                pass
-            proc.send_signal(signal.SIGKILL)
-        finally:
-            proc.kill()
-            proc.wait()
-        assert proc.returncode == -signal.SIGKILL
+        assert proc.returncode == -signal.SIGKILL, (phase, proc.stderr[-2000:])  # it died at the hook
+        current = index_files(target).name
+        extra = [p.name for p in target.iterdir() if p.name not in ("CURRENT", current)]
+        assert check(sorted(extra)), (phase, extra)
 
-        index = Index.load(target)
-
-        # Which of the two alternating corpora was saved last: v0's first vector finds itself only in v0.
-        first = by_vector(index, np.random.default_rng(0).normal(size=(1, 32)).astype(np.float32), 1)[0][0]
-        version = 0 if first.payload == "v0-0" else 1
-        expected = np.random.default_rng(version).normal(size=(20000, 32)).astype(np.float32)
-        hits = by_vector(index, expected[[0, 123, 19999]], 1)
-        assert index.ntotal == 20000
-        assert [(h[0].id, h[0].payload) for h in hits] == [(i, f"v{version}-{i}") for i in (0, 123, 19999)]
-    # The next save clears what the killed process left behind.
-    index.save(target)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "save_forever.py"]
+        index = Index.load(target)  # the previous index, whole
+        assert index.ntotal == 10 and index.payloads == tuple(SENTENCES[:10])
+        np.testing.assert_array_equal(index.vectors, previous.vectors)
+        assert [hits[0].payload for hits in index.search(SENTENCES[:10], k=1)] == SENTENCES[:10]
+    # The next save clears what the killed processes left behind.
+    Index.build(siamese.load_tower(text_tower_file), SENTENCES, tower_path=text_tower_file).save(target)
+    assert _entries(target) == ["CURRENT", index_files(target).name]
+    assert Index.load(target).ntotal == len(SENTENCES)
 
 
 # ---------------------------------------------------------------------- towers
@@ -490,7 +499,7 @@ def test_damaged_folder_raises_index_file_error_naming_the_file(
     tmp_path: Path, vectors: np.ndarray, what: str
 ) -> None:
     Index.from_vectors(vectors, payloads=[str(i) for i in range(200)]).save(tmp_path / "idx")
-    name = _tamper(tmp_path / "idx", what)
+    name = _tamper(index_files(tmp_path / "idx"), what)
     with pytest.raises(IndexFileError, match=name.replace(".", r"\.")):
         Index.load(tmp_path / "idx")
 
@@ -515,3 +524,89 @@ def test_vectors_and_ids_are_read_only_views(vectors: np.ndarray, odd_ids: np.nd
         index.ids[0] = 1
     index.add_vectors(vectors[:1] + 1.0)
     assert index.vectors.shape == (201, DIM) and index.ids[-1] == odd_ids.max() + 1
+
+
+# ---------------------------------------------------------------------- bounded requests
+
+
+def test_k_beyond_the_index_returns_every_item_without_allocating_for_k(
+    vectors: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from siamese.index import api
+
+    index = Index.from_vectors(vectors[:50], metric="l2")
+    scores, ids = index.search_vectors(vectors[:3], 10**12)  # would be terabytes for k
+    assert ids.shape == scores.shape == (3, 50)
+    assert sorted(ids[0].tolist()) == list(range(50))
+    # many queries: searched in bounded chunks (here 4 queries of 50 results at a time),
+    # with the same answers as all at once
+    whole = index.search_vectors(vectors, 50)
+    monkeypatch.setattr(api, "RESULT_CELLS", 200)
+    chunked = index.search_vectors(vectors, 50)
+    np.testing.assert_array_equal(chunked[1], whole[1])
+    np.testing.assert_array_equal(chunked[0], whole[0])
+    emptied = Index.from_vectors(vectors[:3], metric="l2")
+    emptied.remove([0, 1, 2])
+    assert emptied.search_vectors(vectors[:2], 5)[1].shape == (2, 0)
+
+
+def test_text_index_refuses_images_empty_and_oversized_queries(text_tower_file: Path, tmp_path: Path) -> None:
+    index = Index.build(siamese.load_tower(text_tower_file), SENTENCES, progress=False)
+    assert index.input_type == "text"
+    image = tmp_path / "q.png"
+    Image.new("L", (8, 8)).save(image)
+    for query, words in [
+        (np.zeros((8, 8, 1), np.float32), "takes text"),
+        (image, "takes text"),
+        ("", "empty"),
+        ("\t \n", "empty"),
+        ("x" * 10_001, "limit is 10,000"),
+    ]:
+        with pytest.raises(ConfigError, match=words):
+            index.search([SENTENCES[0], query], k=1)
+    assert index.search([str(image)], k=1)  # a string is text, even one that names a file
+
+
+def test_image_index_refuses_text_missing_oversized_and_huge_images(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from siamese.index import queries
+
+    tower = siamese.image_tower((8, 8, 1), filters=(4,), embedding_dim=8, seed=0)
+    images = rng.integers(0, 256, size=(6, 8, 8, 1), dtype=np.uint8)
+    index = Index.build(tower, images, progress=False)
+    assert index.input_type == "image"
+    small = tmp_path / "small.png"
+    Image.fromarray(images[0, :, :, 0]).save(small)
+    bomb = tmp_path / "bomb.png"
+    Image.new("L", (10_000, 5_000)).save(bomb)  # a small file of 50 megapixels
+    for query, words in [
+        ("a man plays a guitar", "takes images"),
+        ("", "empty"),
+        (str(tmp_path / "missing.png"), "not an image file"),
+        (bomb, "10000×5000 pixels"),
+    ]:
+        with pytest.raises(ConfigError, match=words):
+            index.search([query], k=1)
+    assert index.search([small], k=1)[0][0].id == 0
+    monkeypatch.setattr(queries, "MAX_QUERY_FILE_BYTES", 10)
+    with pytest.raises(ConfigError, match="the limit is 10"):
+        index.search([small], k=1)
+
+
+def test_a_first_save_killed_before_its_commit_leaves_a_folder_the_next_save_takes(
+    tmp_path: Path, vectors: np.ndarray
+) -> None:
+    # what a first save killed at "swap" leaves: a whole version, no CURRENT
+    Index.from_vectors(vectors, metric="l2").save(tmp_path / "idx")
+    (tmp_path / "idx" / "CURRENT").unlink()
+    with pytest.raises(IndexFileError):
+        Index.load(tmp_path / "idx")
+    Index.from_vectors(vectors[:20], metric="l2").save(tmp_path / "idx")
+    assert Index.load(tmp_path / "idx").ntotal == 20
+    assert _entries(tmp_path / "idx") == ["CURRENT", index_files(tmp_path / "idx").name]
+    # a folder holding anything else is not taken
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not an index"):
+        Index.from_vectors(vectors, metric="l2").save(tmp_path / "other")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
+import multiprocessing
+import queue
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -53,35 +53,109 @@ def test_threads_querying_raw_text_through_the_tower(tmp_path):
     assert [[h.id for h in hits] for hits in got] == [[h.id for h in hits] for hits in expected] * 4
 
 
-def test_another_process_queries_while_the_index_is_rebuilt_in_place(tmp_path):
-    folder = tmp_path / "idx"
+# ----------------------------------------------------------------------------- swaps
+#
+# Two versions of different sizes are saved over one folder in turn while readers load it in
+# a loop. A reader checks each load against the version its size names, vector for vector:
+# a missing, half-written or mixed folder is an error. The writer starts only once the reader
+# is loading, and goes on until it has made SWAPS saves and the reader has loaded SWAPS times
+# since the writer started, so the two overlap for sure.
+
+SWAPS = 200
+SIZES = (3000, 2000)
+SWAP_TIMEOUT = 240.0
+
+
+def _swap_versions() -> list[np.ndarray]:
     rng = np.random.default_rng(1)
-    versions = [rng.normal(size=(3000, 16)).astype("float32") for _ in range(2)]
-    Index.from_vectors(versions[0], metric="l2").save(folder)
-    reader = textwrap.dedent(
-        f"""
-        import sys, time
-        import numpy as np
-        from siamese.index import Index
-        query = np.ones((1, 16), dtype="float32")
-        deadline = time.monotonic() + 25
-        loads = 0
-        while time.monotonic() < deadline and loads < 60:
-            index = Index.load({str(folder)!r})
-            scores, ids = index.search_vectors(query, 5)
-            assert index.ntotal == 3000 and ids.shape == (1, 5) and (ids >= 0).all()
-            loads += 1
-        print(loads)
-        """
-    )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", reader], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    rebuilds = 0
-    while proc.poll() is None and rebuilds < 200:
-        Index.from_vectors(versions[rebuilds % 2], metric="l2").save(folder)
-        rebuilds += 1
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err[-2000:]
-    assert int(out.strip().splitlines()[-1]) > 0 and rebuilds > 1
+    return [rng.normal(size=(n, 16)).astype("float32") for n in SIZES]
+
+
+def _load_and_check(folder: str, versions: list[np.ndarray]) -> None:
+    index = Index.load(folder)
+    expected = {len(v): v for v in versions}[index.ntotal]
+    np.testing.assert_array_equal(index.vectors, expected)
+    _, ids = index.search_vectors(expected[:1], 1)
+    assert int(ids[0, 0]) == 0
+
+
+def _reader_loop(folder: str, loads, stop, errors) -> None:
+    """Load ``folder`` until ``stop`` is set, counting loads; the first error is kept."""
+    versions = _swap_versions()
+    try:
+        while not stop.is_set():
+            _load_and_check(folder, versions)
+            with loads.get_lock():
+                loads.value += 1
+    except BaseException as exc:  # the test reports it
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def _swap_while_loaded(folder, loads, reader_alive, errors_seen) -> int:
+    """Wait for the reader to be loading, then save the two versions in turn until SWAPS saves
+    and SWAPS loads have overlapped. Returns the number of saves."""
+    versions = _swap_versions()
+    deadline = time.monotonic() + SWAP_TIMEOUT
+    while loads.value < 1:
+        assert reader_alive() and not errors_seen(), "the reader stopped before the writer began"
+        assert time.monotonic() < deadline, "the reader never loaded"
+        time.sleep(0.01)
+    first = loads.value
+    swaps = 0
+    while swaps < SWAPS or loads.value - first < SWAPS:
+        assert time.monotonic() < deadline, f"{swaps} swaps, {loads.value - first} loads in {SWAP_TIMEOUT} s"
+        if not reader_alive() or errors_seen():
+            break
+        Index.from_vectors(versions[swaps % 2], metric="l2").save(folder)
+        swaps += 1
+    assert loads.value - first >= SWAPS or errors_seen() or not reader_alive()
+    return swaps
+
+
+def _assert_tidy(folder) -> None:
+    """After a last save with no reader about, the folder holds the pointer and one version."""
+    Index.from_vectors(_swap_versions()[0], metric="l2").save(folder)
+    entries = sorted(p.name for p in folder.iterdir())
+    assert len(entries) == 2 and entries[0] == "CURRENT" and entries[1].startswith("v-"), entries
+
+
+def test_swap_while_another_process_loads(tmp_path):
+    folder = tmp_path / "idx"
+    Index.from_vectors(_swap_versions()[0], metric="l2").save(folder)
+    context = multiprocessing.get_context("spawn")
+    loads, stop, errors = context.Value("q", 0), context.Event(), context.Queue()
+    reader = context.Process(target=_reader_loop, args=(str(folder), loads, stop, errors))
+    reader.start()
+    try:
+        swaps = _swap_while_loaded(folder, loads, reader.is_alive, lambda: not errors.empty())
+    finally:
+        stop.set()
+        reader.join(timeout=60)
+    failures = [] if errors.empty() else [errors.get()]
+    assert not failures, failures
+    assert reader.exitcode == 0
+    assert swaps >= SWAPS and loads.value >= SWAPS
+    _assert_tidy(folder)
+
+
+def test_swap_while_threads_of_the_same_process_load(tmp_path):
+    folder = tmp_path / "idx"
+    Index.from_vectors(_swap_versions()[0], metric="l2").save(folder)
+    loads, stop, errors = multiprocessing.Value("q", 0), threading.Event(), queue.Queue()
+    readers = [
+        threading.Thread(target=_reader_loop, args=(str(folder), loads, stop, errors)) for _ in range(2)
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        swaps = _swap_while_loaded(
+            folder, loads, lambda: all(r.is_alive() for r in readers), lambda: not errors.empty()
+        )
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join(timeout=60)
+    failures = [] if errors.empty() else [errors.get()]
+    assert not failures, failures
+    assert swaps >= SWAPS and loads.value >= SWAPS
+    _assert_tidy(folder)

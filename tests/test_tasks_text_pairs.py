@@ -15,6 +15,7 @@ from conftest import (
     eval_in_a_fresh_process,
     pairs_file,
     tagged_pairs_file,
+    train_killed_at,
     train_text_pairs,
     without_speed,
 )
@@ -107,10 +108,12 @@ def test_a_new_run_refuses_to_overwrite_and_resume_needs_a_run(tmp_path):
     assert train_text_pairs(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL]).exit_code == 0
     again = train_text_pairs(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL], catch=True)
     assert again.exit_code == 2 and "--resume" in again.output
-    nothing = train_text_pairs(
-        ["--data", str(data), "--out", str(tmp_path / "empty"), "--resume"], catch=True
+    # --resume where nothing was started (no folder) starts the run
+    started = train_text_pairs(
+        ["--data", str(data), "--epochs", "1", "--out", str(tmp_path / "new"), "--resume", *SMALL], catch=True
     )
-    assert nothing.exit_code == 2 and "nothing to resume" in nothing.output
+    assert started.exit_code == 0, started.output
+    assert (tmp_path / "new" / "metrics.json").is_file()
 
 
 def test_eval_in_a_fresh_process_reproduces_the_run(tmp_path):
@@ -487,21 +490,24 @@ def test_retrieval_objective_trains_the_space_the_index_searches(tmp_path):
     ) == pytest.approx(cosine, abs=1e-5)
 
 
-def test_mined_negatives_are_kept_and_a_resumed_run_trains_on_them(tmp_path):
+def test_mined_negatives_are_kept_and_a_run_killed_while_mining_resumes_to_the_same(tmp_path):
     data = pairs_file(tmp_path / "pairs.tsv", n=300, binary=True)
     mining = ["--data", str(data), "--mine-every", "2", "--mine-ranks", "2:12", *RETRIEVAL]
-    whole, split = tmp_path / "whole", tmp_path / "split"
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert train_text_pairs([*mining, "--epochs", "4", "--out", str(whole)]).exit_code == 0
-    assert train_text_pairs([*mining, "--epochs", "3", "--out", str(split)]).exit_code == 0
-    assert (split / "checkpoints" / "negatives-0002.npy").is_file()  # mined before epoch 3
-    resumed = train_text_pairs(["--out", str(split), "--resume", "--epochs", "4"], catch=True)
+    # killed as the negatives mined before epoch 3 are being saved
+    train_killed_at("mine:2", ["--task", "text-pairs", *mining, "--epochs", "4", "--out", str(killed)])
+    assert json.loads((killed / "checkpoints" / "state.json").read_text())["epoch"] == 2
+    assert not (killed / "checkpoints" / "negatives-0002.npy").exists()
+    assert list((killed / "checkpoints").glob(".tmp-*negatives-0002.npy"))  # the save under way
+    resumed = train_text_pairs(["--out", str(killed), "--resume", "--epochs", "4"], catch=True)
     assert resumed.exit_code == 0, resumed.output
     np.testing.assert_array_equal(
-        np.load(split / "checkpoints" / "negatives-0002.npy"),
+        np.load(killed / "checkpoints" / "negatives-0002.npy"),
         np.load(whole / "checkpoints" / "negatives-0002.npy"),
     )
     a = json.loads((whole / "history.json").read_text())
-    b = json.loads((split / "history.json").read_text())
+    b = json.loads((killed / "history.json").read_text())
     np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-5)
     np.testing.assert_allclose(b["val_retrieval_mrr@10"], a["val_retrieval_mrr@10"], rtol=1e-5)
     # no mined negative is a known positive of its anchor

@@ -397,7 +397,7 @@ def read_tourney(enriched: bool = False) -> Games:
     """
     relative = ENRICHED_FILE if enriched else TOURNEY_FILE
     required = DEFAULT_REQUIRED + ("seed_diff",) + (("pred",) if enriched else ())
-    return read_games_csv(locate(relative, fetch=False), required=required)
+    return read_games_csv(locate(relative), required=required)
 
 
 def validate_ids(games: Games, n_teams: int) -> None:
@@ -472,6 +472,16 @@ def _read_results(data: bytes, path: str) -> _Results:
     if (bad := results.w_team == results.l_team).any():
         raise DataError("a team plays itself", path=path, line=_first_bad(bad, table))
     return results
+
+
+def read_season_results(path: PathLike) -> _Results:
+    """The games of a Kaggle regular-season results zip (one row per game, winner first).
+
+    Raises:
+        DataError: The zip or the CSV inside it is malformed.
+    """
+    data, display = _read_zip_csv(Path(path))
+    return _read_results(data, display)
 
 
 def _read_seeds(path: Path) -> dict[tuple[int, int], int]:
@@ -626,7 +636,7 @@ def _datacamp_ids(results: _Results) -> dict[int, int]:
 
 def _kaggle_path(kaggle_dir: PathLike | None, name: str) -> Path:
     if kaggle_dir is None:
-        return locate(f"{KAGGLE_FOLDER}/{name}", fetch=False)
+        return locate(f"{KAGGLE_FOLDER}/{name}")
     return Path(kaggle_dir) / name
 
 
@@ -663,9 +673,8 @@ def build_season_table(
         DatasetNotFoundError: a default file is not in the data folder.
         DataError: a file is malformed, or the tournament games cannot be matched consistently.
     """
-    zip_path = _kaggle_path(kaggle_dir, KAGGLE_SEASON_ZIP)
-    data, display = _read_zip_csv(zip_path)
-    results = _read_results(data, display)
+    results = read_season_results(_kaggle_path(kaggle_dir, KAGGLE_SEASON_ZIP))
+    display = results.path
     tourney_path = _kaggle_path(kaggle_dir, KAGGLE_TOURNEY)
     kaggle_tourney = _read_results(_read_bytes(tourney_path), str(tourney_path))
     seeds = _read_seeds(_kaggle_path(kaggle_dir, KAGGLE_SEEDS))

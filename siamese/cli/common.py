@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from siamese.errors import SiameseError
+from siamese._version import __version__
+from siamese.errors import Interrupted, SiameseError
 
 
 def setup_logging(verbose: bool) -> None:
@@ -57,20 +61,55 @@ class OneLineGroup(OneLineUsage, click.Group):
             raise UsageLikeError(exc.format_message()) from None
 
 
+#: Exit code of a command the user interrupted (Ctrl-C), as shells report SIGINT.
+INTERRUPTED_EXIT = 130
+#: Exit code of an unexpected failure (a bug): the traceback goes to a file.
+UNEXPECTED_EXIT = 1
+
+
+def _traceback_file(exc: BaseException) -> str:
+    """Write the traceback of ``exc`` to a new file in the temporary folder; its path."""
+    fd, path = tempfile.mkstemp(prefix="siamese-error-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"siamese {__version__}, {' '.join(sys.argv)}\n")
+        handle.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    return path
+
+
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Show the toolkit's errors (and bad values) as one line and exit 2, never a traceback."""
+    """One line, never a traceback: the toolkit's errors and bad values exit 2; Ctrl-C exits
+    130; anything unexpected exits 1 and names the file its traceback was written to (with
+    ``--verbose`` the traceback is shown instead)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            detail = f" {exc}" if isinstance(exc, Interrupted) else ""
+            click.echo(
+                f"Interrupted:{detail or ' files written so far are whole (every save is atomic).'}", err=True
+            )
+            sys.exit(INTERRUPTED_EXIT)
         except SiameseError as exc:
             raise UsageLikeError(str(exc)) from None
         except (ValueError, OSError) as exc:
             raise UsageLikeError(f"{type(exc).__name__}: {exc}") from None
-        except KeyboardInterrupt:
-            click.echo("Interrupted: files written so far are whole (every save is atomic).", err=True)
-            sys.exit(130)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            if kwargs.get("verbose"):
+                raise
+            path = _traceback_file(exc)
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            click.echo(
+                f"Error: unexpected {type(exc).__name__}: {message[:300]} "
+                f"(the full traceback is in {path}; -v shows it)",
+                err=True,
+            )
+            sys.exit(UNEXPECTED_EXIT)
 
     return wrapper
 

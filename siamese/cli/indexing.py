@@ -144,9 +144,10 @@ def index_query(
     if (text is None) == (image_path is None):
         raise SiameseError("give either a TEXT query or --image PATH")
     loaded = Index.load(index_dir)
-    hits = loaded.search([text if text is not None else image_path], k=k, nprobe=nprobe, ef_search=ef_search)[
-        0
-    ]
+    if text is not None and loaded.input_type == "image":
+        raise SiameseError("this index takes images: query it with --image FILE, not with TEXT")
+    query = text if text is not None else Path(image_path)
+    hits = loaded.search([query], k=k, nprobe=nprobe, ef_search=ef_search)[0]
     if as_json:
         click.echo(json.dumps([hit._asdict() for hit in hits], indent=2))
         return

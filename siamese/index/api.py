@@ -6,9 +6,9 @@ Cosine similarity is L2 normalisation plus an inner-product index, done for the 
 
 :meth:`Index.search` takes raw items (what the tower takes: strings, images, image files,
 ids) and :meth:`Index.search_vectors` takes vectors; neither guesses which it was given.
-The folder format is described in :mod:`siamese.index.folder`; saving replaces the folder
-atomically (:func:`siamese.io.atomic_folder`), and a reader that meets a folder being
-replaced reads it again.
+The folder format is described in :mod:`siamese.index.folder`; saving commits a new version
+of the folder atomically (:func:`siamese.io.atomic_folder`), and a loader reads one whole
+version, whatever a writer is doing meanwhile (:func:`siamese.io.reading_folder`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,22 @@ from siamese._version import __version__
 from siamese.checks import positive_int
 from siamese.errors import ConfigError, IndexFileError
 from siamese.index import faiss_helpers
-from siamese.index.folder import FORMAT_VERSION, MANIFEST_FILE, read_folder, write_folder
-from siamese.io import atomic_folder, checksum, folder_identity, readable_folder
+from siamese.index.folder import (
+    DATA_FILES,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    read_folder,
+    write_folder,
+)
+from siamese.index.queries import check_queries, input_type
+from siamese.io import (
+    VersionError,
+    atomic_folder,
+    checksum,
+    folder_identity,
+    holds_only_versions,
+    reading_folder,
+)
 from siamese.models import load_tower
 
 logger = logging.getLogger(__name__)
@@ -42,6 +56,13 @@ logger = logging.getLogger(__name__)
 _LOAD_ATTEMPTS = 20
 
 METRICS = faiss_helpers.METRICS
+
+# Bounds on the work one request can ask for (the same from Python and from the CLI); the
+# limits on each query are in :mod:`siamese.index.queries`.
+#: Queries embedded at a time by :meth:`Index.search`.
+QUERY_CHUNK = 1024
+#: Result cells (queries × k) FAISS fills at a time: a bound on the search's working memory.
+RESULT_CELLS = 1 << 20
 
 
 class Hit(NamedTuple):
@@ -335,7 +356,8 @@ class Index:
             queries: Raw items for the index's tower: strings (text tower), ``(n, H, W, C)``
                 images or image file paths (image tower), ids (categorical tower). Vectors go
                 to :meth:`search_vectors`.
-            k: Results per query; fewer come back when the index holds fewer items.
+            k: Results per query; fewer come back when the index holds fewer items (a larger
+                ``k`` costs no more than the index's size).
             nprobe: IVF lists visited per query (IVF indexes only); default the index's.
             ef_search: HNSW search breadth (HNSW indexes and HNSW quantizers only).
 
@@ -343,20 +365,32 @@ class Index:
             One list of :class:`Hit` per query.
 
         Raises:
-            ConfigError: The index has no tower, the queries are not what its tower takes,
-                or ``nprobe``/``ef_search`` do not apply to its type.
+            ConfigError: The index has no tower, the queries are not what its tower takes
+                (text for an image index, an image for a text index), a query is empty or
+                beyond the limits of :mod:`siamese.index.queries`, or ``nprobe`` or
+                ``ef_search`` do not apply to its type. Queries are embedded :data:`QUERY_CHUNK` at a time.
         """
         tower = self._require_tower("search raw queries", "search_vectors")
-        vectors = _as_vectors("embeddings", encode.embed(tower, encode.item_list(queries)), self._dim)
-        return self.hits(*self.search_vectors(vectors, k, nprobe=nprobe, ef_search=ef_search))
+        k = positive_int("k", k)
+        queries = encode.item_list(queries)
+        check_queries(queries, input_type(tower))
+        hits: list[list[Hit]] = []
+        for start in range(0, len(queries), QUERY_CHUNK):
+            chunk = queries[start : start + QUERY_CHUNK]
+            vectors = _as_vectors("embeddings", encode.embed(tower, chunk), self._dim)
+            hits.extend(self.hits(*self.search_vectors(vectors, k, nprobe=nprobe, ef_search=ef_search)))
+        return hits
 
     def search_vectors(
         self, vectors: np.ndarray, k: int, *, nprobe: int | None = None, ef_search: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The fast path: search vectors, return ``(scores, ids)`` arrays of shape ``(n, k)``.
+        """The fast path: search vectors, return ``(scores, ids)`` arrays of shape
+        ``(n, min(k, ntotal))``.
 
-        Scores are as in :class:`Hit`; missing results (fewer than ``k`` items) have id -1
-        and score NaN. :meth:`hits` turns the arrays into :class:`Hit` lists.
+        Scores are as in :class:`Hit`; missing results (an IVF search that visits too few
+        lists, say) have id -1 and score NaN. :meth:`hits` turns the arrays into :class:`Hit`
+        lists. A ``k`` larger than the index costs no more than ``k = ntotal``, and FAISS
+        fills at most :data:`RESULT_CELLS` results at a time.
 
         Args:
             vectors: Float array ``(n, dim)`` (a single ``(dim,)`` vector is one query).
@@ -367,14 +401,22 @@ class Index:
         Raises:
             ConfigError: Wrong shape or type, or a search option that does not apply.
         """
-        k = positive_int("k", k)
+        k = min(positive_int("k", k), self.ntotal)  # never more results than items
         queries = self._prepared(_as_vectors("queries", vectors, self._dim))
         params = faiss_helpers.search_params(self._faiss, self._factory, nprobe, ef_search)
         if self._id_map is None:
             self._id_map = faiss_helpers.id_map_of(self._faiss)
-        distances, ids = faiss_helpers.search(
-            self._faiss, queries, k, params[0] if params else None, self._id_map
-        )
+        if k == 0:
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        rows = max(1, RESULT_CELLS // k)
+        parts = [
+            faiss_helpers.search(
+                self._faiss, queries[start : start + rows], k, params[0] if params else None, self._id_map
+            )
+            for start in range(0, len(queries), rows)
+        ]
+        distances = np.concatenate([d for d, _ in parts]) if parts else np.zeros((0, k), np.float32)
+        ids = np.concatenate([i for _, i in parts]) if parts else np.zeros((0, k), np.int64)
         scores = np.sqrt(np.maximum(distances, 0.0)) if self._metric == "l2" else distances
         scores = np.where(ids >= 0, scores, np.float32(np.nan))
         return scores, ids.astype(np.int64, copy=False)
@@ -427,6 +469,12 @@ class Index:
     def factory(self) -> str:
         """The FAISS factory string the index was built with."""
         return self._factory
+
+    @property
+    def input_type(self) -> str | None:
+        """What the index's tower embeds: ``"text"``, ``"image"`` or ``"id"`` (``None``
+        without a tower)."""
+        return None if self._tower is None else input_type(self._tower)
 
     @property
     def tower(self) -> keras.Model | None:
@@ -494,9 +542,9 @@ class Index:
         target = Path(os.path.abspath(directory))
         if target.exists() and not target.is_dir():
             raise ConfigError(f"cannot save the index to {target}: it is a file")
-        if target.is_dir() and not (target / MANIFEST_FILE).is_file() and any(target.iterdir()):
-            raise ConfigError(f"refusing to replace {target}: a non-empty folder without {MANIFEST_FILE}")
-        with atomic_folder(target) as temp:
+        if target.is_dir() and not (target / MANIFEST_FILE).is_file() and not holds_only_versions(target):
+            raise ConfigError(f"refusing to replace {target}: a non-empty folder that is not an index")
+        with atomic_folder(target, legacy_files=(MANIFEST_FILE, *DATA_FILES)) as temp:
             files = write_folder(
                 temp,
                 self._faiss,
@@ -532,16 +580,18 @@ class Index:
         """
         path = Path(os.path.abspath(directory))
         for attempt in range(_LOAD_ATTEMPTS):
-            folder = readable_folder(path, MANIFEST_FILE)
-            if folder is None:
-                raise IndexFileError(f"no index folder at {path}")
-            before = folder_identity(folder)
+            before = folder_identity(path)
             try:
-                return cls._load_from(folder, path, tower=tower, check_tower=check_tower)
+                with reading_folder(path, MANIFEST_FILE) as folder:
+                    if folder is None:
+                        raise IndexFileError(f"no index folder at {path}")
+                    return cls._load_from(folder, path, tower=tower, check_tower=check_tower)
+            except VersionError as exc:
+                raise IndexFileError(str(exc)) from None
             except IndexFileError:
-                # Another process swapped or removed the folder while it was read: read the
-                # new copy. A folder that did not change is really broken: report it.
-                if folder_identity(folder) == before or attempt + 1 == _LOAD_ATTEMPTS:
+                # A folder of an earlier release, replaced while it was read: read it again.
+                # A folder that did not change is really broken: report it.
+                if folder_identity(path) == before or attempt + 1 == _LOAD_ATTEMPTS:
                     raise
                 logger.debug("index folder %s changed while being read; reading it again", path)
                 time.sleep(0.01 * (attempt + 1))
@@ -571,7 +621,8 @@ class Index:
         index._folder, index._files = canonical, manifest["files"]
         index._tower_sha256 = manifest["tower_sha256"]
         if manifest["tower_path"] is not None:
-            index._tower_path = Path(os.path.abspath(folder / manifest["tower_path"]))
+            # relative to the index folder (not to the version folder inside it)
+            index._tower_path = Path(os.path.abspath(canonical / manifest["tower_path"]))
         index._tower = _load_index_tower(index, tower, check_tower)
         logger.info("loaded %d items from %s", index.ntotal, folder)
         return index

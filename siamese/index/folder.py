@@ -12,8 +12,10 @@ An index folder holds:
   path (relative to the index folder) and sha256, toolkit version, creation time, and the
   size and sha256 of every other file.
 
-:func:`write_folder` writes them into a folder (the caller swaps it into place with
-:func:`siamese.io.atomic_folder`); :func:`read_folder` reads one back, refusing any file that
+:func:`write_folder` writes them into a folder (the caller commits it as the index
+folder's new version with :func:`siamese.io.atomic_folder`: the index folder holds
+``CURRENT``, naming the current version, and the version folders ``v-*`` holding the files
+above; see :mod:`siamese.io`); :func:`read_folder` reads one back, refusing any file that
 is missing, truncated, altered or inconsistent with the others.
 """
 
@@ -30,6 +32,7 @@ import faiss
 import numpy as np
 
 from siamese.errors import IndexFileError
+from siamese.faults import kill_point
 from siamese.index.faiss_helpers import METRICS, faiss_ids, faiss_message
 from siamese.io import checksum, file_record
 
@@ -87,6 +90,7 @@ def write_folder(
         The files' records.
     """
     faiss.write_index(faiss_index, str(folder / INDEX_FILE))
+    kill_point("faiss-write")
     with open(folder / VECTORS_FILE, "wb") as f:
         np.save(f, vectors, allow_pickle=False)
     with open(folder / PAYLOADS_FILE, "w", encoding="utf-8", newline="\n") as f:

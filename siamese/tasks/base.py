@@ -183,7 +183,14 @@ class Task:
         if resume:
             if not self.resumable:
                 raise ConfigError(f"{self.name} runs have no --resume: start a new run")
-            config = run.reopen(config)
+            if run.unstarted():
+                logger.warning(
+                    "nothing to resume in %s (the run stopped before it wrote config.json): starting it", out
+                )
+                run.clear_unstarted()
+                resume = False
+            else:
+                config = run.reopen(config)
         return self.run(config, run, resume=resume, verbose=verbose)
 
     def run(self, config: RunConfig, run: RunDir, *, resume: bool, verbose: Any) -> dict[str, dict[str, Any]]:

@@ -38,6 +38,7 @@ from siamese import encode, ensemble
 from siamese.datasets.records import GRADED, TextPairs
 from siamese.datasets.text import load_text_dataset
 from siamese.errors import ConfigError
+from siamese.faults import kill_point
 from siamese.index import Index
 from siamese.io import atomic_save, atomic_write_json, read_json
 from siamese.metrics import evaluators
@@ -701,7 +702,7 @@ class _Miner:
             ranks=tuple(self.config.options.mine_ranks),
             seed=(self.config.seed, mined_at, 7),
         )
-        atomic_save(path, lambda tmp: np.save(tmp, found, allow_pickle=False))
+        atomic_save(path, lambda tmp: (np.save(tmp, found, allow_pickle=False), kill_point("mine")))
         for old in self.run.checkpoints.glob("negatives-*.npy"):
             if old != path:
                 old.unlink(missing_ok=True)

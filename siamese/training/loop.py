@@ -17,7 +17,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from siamese.errors import ConfigError, SiameseError
+from siamese import faults
+from siamese.errors import ConfigError, Interrupted, SiameseError
 from siamese.io import atomic_save, atomic_write_json
 from siamese.training.config import RunConfig
 from siamese.training.run_dir import BEST_WEIGHTS, RunDir
@@ -29,7 +30,7 @@ MIN_LEARNING_RATE = 1e-6
 
 
 class TrainingError(SiameseError):
-    """Training could not go on (a NaN loss, an interruption); the last checkpoint is kept."""
+    """Training could not go on (a NaN loss); the last checkpoint is kept."""
 
 
 class _StopAfterOneEpoch(keras.callbacks.Callback):
@@ -37,6 +38,14 @@ class _StopAfterOneEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.model.stop_training = True
+
+
+class _KillPoint(keras.callbacks.Callback):
+    """The ``epoch`` test hook (:mod:`siamese.faults`): reached after an epoch's first batch."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if batch == 0:
+            faults.kill_point("epoch")
 
 
 def _is_better(value: float, best: float | None, mode: str) -> bool:
@@ -104,8 +113,8 @@ def fit_epochs(
         The history: metric name → one value per completed epoch.
 
     Raises:
-        TrainingError: The loss became NaN or infinite (the last good checkpoint is kept), or
-            the run was interrupted.
+        TrainingError: The loss became NaN or infinite (the last good checkpoint is kept).
+        Interrupted: Ctrl-C during an epoch (the checkpoint of the epoch before is kept).
     """
     state = dict(state or {"epoch": 0, "history": {}, "best": None, "best_epoch": None, "wait": 0})
     history: dict[str, list[float]] = {k: list(v) for k, v in state["history"].items()}
@@ -123,6 +132,9 @@ def fit_epochs(
         # and TensorFlow traces a function that creates variables twice: ~0.4 s of the first
         # SICK epoch. The same zero slots, made before.
         fitted_model.optimizer.build(fitted_model.trainable_variables)
+    callbacks = [keras.callbacks.TerminateOnNaN(), _StopAfterOneEpoch()]
+    if faults.armed("epoch"):
+        callbacks.append(_KillPoint())
     began, last_epoch_seconds = time.perf_counter(), 0.0
     for epoch in range(start, config.epochs):
         elapsed = time.perf_counter() - began
@@ -142,11 +154,11 @@ def fit_epochs(
                 initial_epoch=epoch,
                 shuffle=False,
                 validation_data=dev_data,
-                callbacks=[keras.callbacks.TerminateOnNaN(), _StopAfterOneEpoch()],
+                callbacks=callbacks,
                 verbose=verbose,
             )
         except KeyboardInterrupt:
-            raise TrainingError(
+            raise Interrupted(
                 f"interrupted during epoch {epoch + 1}; the checkpoint of epoch {epoch} is kept: "
                 f"continue with --resume --out {run.path}"
             ) from None

@@ -28,6 +28,7 @@ from typing import Any
 import keras
 
 from siamese.errors import ConfigError
+from siamese.faults import kill_point
 from siamese.io import atomic_save, atomic_write_json, read_json, remove_stale_temporaries
 from siamese.training.config import RunConfig, TaskOptions
 
@@ -78,8 +79,31 @@ class RunDir:
                 "or choose another --out"
             )
         self.checkpoints.mkdir(parents=True, exist_ok=True)
+        kill_point("run-folder")
         atomic_write_json(self.config, config.to_dict())
         return config
+
+    def unstarted(self) -> bool:
+        """Whether there is nothing to resume: no folder, or one a run killed before it wrote
+        ``config.json`` left (an empty ``checkpoints/`` and temporaries at most)."""
+        if not self.path.exists():
+            return True
+        if self.config.exists() or not self.path.is_dir():
+            return False
+        for entry in self.path.iterdir():
+            if entry.name.startswith(".tmp-"):
+                continue
+            if entry == self.checkpoints and entry.is_dir() and not any(entry.iterdir()):
+                continue
+            return False
+        return True
+
+    def clear_unstarted(self) -> None:
+        """Remove what an :meth:`unstarted` run left, so the run can begin afresh here."""
+        if self.path.is_dir():
+            remove_stale_temporaries(self.path)
+            if self.checkpoints.is_dir():
+                self.checkpoints.rmdir()
 
     def reopen(self, config: RunConfig) -> RunConfig:
         """:meth:`prepare` for ``--resume``, first clearing the temporaries of a killed save."""
@@ -131,7 +155,7 @@ class RunDir:
     def save_checkpoint(self, model: keras.Model, state: dict[str, Any]) -> None:
         """Save the model, then point ``state.json`` at it: the pointer is the commit."""
         name = f"epoch-{state['epoch']:04d}.keras"
-        atomic_save(self.checkpoints / name, model.save)
+        atomic_save(self.checkpoints / name, lambda tmp: (model.save(tmp), kill_point("checkpoint-save")))
         previous = self.read_state()
         atomic_write_json(self.state, {**state, "model_file": name})
         if previous and previous.get("model_file") not in (None, name):
@@ -140,6 +164,7 @@ class RunDir:
     def finish(self, model: keras.Model, tower: keras.Model | None, metrics: dict[str, Any]) -> None:
         """Write the final model and tower, then the metrics (the mark of a finished run)."""
         atomic_save(self.model, model.save)
+        kill_point("final-save")
         if tower is not None:
             atomic_save(self.tower, tower.save)
         atomic_write_json(self.metrics, metrics)

@@ -1,0 +1,78 @@
+"""A test hook: a process that kills itself at a named phase of its work.
+
+Fault tests must know where a kill landed. A kill sent from outside after a random delay may
+land anywhere, or after the work is over; instead, a test sets ``SIAMESE_KILL_AT`` for the
+process it starts, and the process sends itself ``SIGKILL`` when it reaches that phase:
+
+    SIAMESE_KILL_AT=checkpoint-save      the first time the phase is reached
+    SIAMESE_KILL_AT=checkpoint-save:3    the third time
+
+The phases (each named where the work reaches it):
+
+=================  ==========================================================================
+``run-folder``     a new run's folder made, its ``config.json`` not yet written
+``epoch``          training, after the first batch of an epoch (the epoch is under way)
+``checkpoint-save`` an epoch's checkpoint written to its temporary file, not yet renamed
+``mine``           hard negatives mined, their file written but not yet renamed into place
+``final-save``     a finished run's ``model.keras`` written, ``tower.keras`` and the metrics not
+``download``       a dataset download, after its first bytes are written to the temporary file
+``embed``          an index build, after the first batch of the corpus is embedded
+``faiss-write``    an index folder's FAISS file written in the new folder, the folder unfinished
+``swap``           a new index folder complete, about to become the current one
+=================  ==========================================================================
+
+It is a test hook, not a feature: unset (always, outside tests) it costs one dictionary
+lookup per call. ``SIGKILL`` cannot be caught, so nothing of the process's own clean-up runs:
+what is left on disk is what a power cut or the kernel's out-of-memory killer would leave.
+Where ``SIGKILL`` does not exist (Windows) the process ends with ``os._exit(137)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+logger = logging.getLogger(__name__)
+
+ENV = "SIAMESE_KILL_AT"
+PHASES = (
+    "run-folder",
+    "epoch",
+    "checkpoint-save",
+    "mine",
+    "final-save",
+    "download",
+    "embed",
+    "faiss-write",
+    "swap",
+)
+
+_reached: dict[str, int] = {}
+
+
+def armed(phase: str) -> bool:
+    """Whether ``SIAMESE_KILL_AT`` names ``phase`` (to add a hook only where it is wanted)."""
+    return os.environ.get(ENV, "").partition(":")[0] == phase
+
+
+def kill_point(phase: str) -> None:
+    """Kill this process here if ``SIAMESE_KILL_AT`` names ``phase`` (and this is the time
+    it asks for); otherwise return at once."""
+    wanted = os.environ.get(ENV)
+    if not wanted:
+        return
+    name, _, times = wanted.partition(":")
+    if name not in PHASES:
+        raise ValueError(f"{ENV}={wanted!r}: no such phase (one of {', '.join(PHASES)})")
+    if name != phase:
+        return
+    _reached[phase] = _reached.get(phase, 0) + 1
+    if _reached[phase] != (int(times) if times else 1):
+        return
+    logger.warning("%s=%s: killing this process", ENV, wanted)
+    logging.shutdown()
+    kill = getattr(signal, "SIGKILL", None)
+    if kill is not None:
+        os.kill(os.getpid(), kill)
+    os._exit(137)
