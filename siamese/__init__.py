@@ -28,6 +28,7 @@ from siamese.errors import (  # noqa: E402
 from siamese.metrics import keras_metrics  # noqa: E402, F401  (registers PearsonCorrelation)
 from siamese.models import build_siamese, load_model, load_tower, tower_of  # noqa: E402
 from siamese.towers import categorical_tower, image_tower, text_tower  # noqa: E402
+from siamese.training.fit_pairs import fit_pairs  # noqa: E402
 from siamese.vectors import WordVectors, load_word_vectors  # noqa: E402
 
 _INDEX_NAMES = ("Hit", "Index", "recall_at_k")
@@ -55,6 +56,7 @@ __all__ = [
     "build_siamese",
     "categorical_tower",
     "embed",
+    "fit_pairs",
     "heads",
     "image_tower",
     "load_model",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -101,3 +102,29 @@ def test_two_output_model_trains_with_two_losses():
     x = np.random.default_rng(0).normal(size=(16, 2)).astype("float32")
     history = model.fit(x, [x[:, :1], x[:, 1:]], epochs=2, verbose=0)
     assert {"score_1_loss", "score_2_loss"} <= set(history.history)
+
+
+def test_a_copy_by_constraint_is_not_sharing():
+    rng = np.random.default_rng(0)
+    model, first, copy = patterns.copied_by_constraint()
+    shared = patterns.shared_dense()
+    # two sets of weights: twice the parameters of the shared layer
+    assert first.kernel is not copy.kernel
+    assert model.count_params() == 2 * shared.model.count_params()
+    # the copies agree only after an optimizer step has run the constraint
+    assert not np.allclose(first.kernel.numpy(), copy.kernel.numpy())
+    x = [rng.normal(size=(8, 4)).astype("float32") for _ in range(2)]
+    optimizer = keras.optimizers.SGD(learning_rate=0.1)
+    kernel = first.kernel.numpy()
+    with tf.GradientTape() as tape:
+        out_a, out_b = model(x)
+        loss = tf.reduce_sum(tf.square(out_a)) + tf.reduce_sum(tf.square(out_b))
+    grads = tape.gradient(loss, model.trainable_weights)
+    by_name = {v.path: g for v, g in zip(model.trainable_weights, grads, strict=True)}
+    optimizer.apply_gradients(zip(grads, model.trainable_weights, strict=True))
+    np.testing.assert_allclose(copy.kernel.numpy(), first.kernel.numpy())
+    # the first path's gradient alone moved the weights: the copy's gradient was discarded,
+    # where a shared layer would have moved by the sum of both
+    np.testing.assert_allclose(first.kernel.numpy(), kernel - 0.1 * by_name[first.kernel.path], rtol=1e-5)
+    both = kernel - 0.1 * (by_name[first.kernel.path] + by_name[copy.kernel.path])
+    assert not np.allclose(first.kernel.numpy(), both, atol=1e-4)

@@ -169,6 +169,50 @@ def two_output_model(input_dim: int = 2, seed: int = 0) -> Pattern:
 
 
 #: Every pattern builder, by name.
+class CopyOf(keras.constraints.Constraint):
+    """A weight constraint that replaces a weight with another variable's value.
+
+    Keras applies constraints after each optimizer update, so the constrained weight ends
+    every step as a copy of ``source``. Not serialisable (it holds a live variable): it only
+    exists to show what "sharing by copying" does, see :func:`copied_by_constraint`.
+    """
+
+    def __init__(self, source: keras.Variable) -> None:
+        self.source = source
+
+    def __call__(self, weight: keras.Variable) -> keras.KerasTensor:
+        return keras.ops.convert_to_tensor(self.source)
+
+
+def copied_by_constraint(
+    input_dim: int = 4, units: int = 3, seed: int = 0
+) -> tuple[keras.Model, keras.layers.Dense, keras.layers.Dense]:
+    """Not sharing: two ``Dense`` layers, the second's weights copied from the first's by a
+    constraint after each update (a pattern some tutorials show as "tied" weights).
+
+    Unlike :func:`shared_dense`, this model holds two sets of weights (twice the
+    parameters), the two agree only once an optimizer step has run the constraint, and the
+    gradient that reaches the copy through the second input is thrown away by the copy
+    instead of being added to the first layer's, as a shared layer's would be. The toolkit
+    shares the layer object instead.
+
+    Returns:
+        The model (two inputs, two outputs), the first layer and its copy.
+    """
+    first = keras.layers.Dense(units, kernel_initializer=_init(seed), name="first")
+    first.build((None, input_dim))
+    copy = keras.layers.Dense(
+        units,
+        kernel_initializer=_init(seed + 1),
+        kernel_constraint=CopyOf(first.kernel),
+        bias_constraint=CopyOf(first.bias),
+        name="copy",
+    )
+    a = keras.Input((input_dim,), name="a")
+    b = keras.Input((input_dim,), name="b")
+    return keras.Model([a, b], [first(a), copy(b)], name="copied_by_constraint"), first, copy
+
+
 PATTERNS = {
     "shared-dense": shared_dense,
     "shared-conv2d-pair": shared_conv2d_pair,
