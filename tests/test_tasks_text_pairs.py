@@ -478,6 +478,13 @@ def test_retrieval_objective_trains_the_space_the_index_searches(tmp_path):
     assert len(history["val_retrieval_mrr@10"]) == 4 and history["loss"][-1] < history["loss"][0]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["dev"]["retrieval_mrr@10"] == pytest.approx(max(history["val_retrieval_mrr@10"]), abs=1e-6)
+    # siamese-eval --retrieval of a retrieval run on binary data: the threshold comes from dev,
+    # as in training, for any split asked for
+    shown = CliRunner().invoke(cli.evaluate, ["--run", str(out), "--split", "train", "--retrieval"])
+    assert shown.exit_code == 0, shown.output
+    train = metrics["train"]
+    for key in ("threshold", "accuracy", "retrieval_mrr@10"):
+        assert f"{key} {train[key]:.4f}" in shown.output, key
     # the saved pair model scores a pair by the cosine of its two embeddings: the index's score
     from siamese.models import load_model
 

@@ -368,7 +368,7 @@ class TextPairsTask(Task):
         if split not in splits:
             raise ConfigError(f"split {split!r} does not exist here; available: {', '.join(splits)}")
         wanted = {split: splits[split]}
-        if config.objective == "binary":
+        if splits[split].kind != GRADED:  # the threshold is chosen on dev, whatever the objective
             wanted.setdefault("dev" if "dev" in splits else "train", splits.get("dev", splits["train"]))
         if config.options.refit and split == "dev":
             logger.warning(
