@@ -35,13 +35,21 @@ def _assert_same(plain, fast):
         np.testing.assert_allclose(g_fast, g_plain, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("head, rnn", [("manhattan", "lstm"), ("abs-diff", "bilstm"), ("concat", "lstm")])
-def test_text_fused_path_has_the_same_loss_and_gradients(head, rnn):
+@pytest.mark.parametrize(
+    "head, rnn, loss_name",
+    [
+        ("manhattan", "lstm", "mse"),
+        ("abs-diff", "bilstm", "mse"),
+        ("concat", "lstm", "mse"),
+        ("cosine", "bilstm", "cosent"),  # the graded cosine objective
+    ],
+)
+def test_text_fused_path_has_the_same_loss_and_gradients(head, rnn, loss_name):
     tower = siamese.text_tower(
         TEXTS_A + TEXTS_B, units=8, embedding_dim=6, sequence_length=12, rnn=rnn, seed=1
     )
     model = siamese.build_siamese(tower, head)
-    loss = losses.get("mse")
+    loss = losses.get(loss_name)
     plain = _loss_and_gradients(
         model, [np.array(TEXTS_A, dtype=object), np.array(TEXTS_B, dtype=object)], loss
     )
@@ -172,3 +180,29 @@ def test_image_embedding_trainer_has_the_same_loss_and_gradients():
         trainer.trainable_variables, lambda: trainer(sides, training=True), loss, zeros
     )
     _assert_same(plain, fast)
+
+
+def test_item_trainer_with_batch_hard_triplet_has_the_plain_loss_and_gradients():
+    tower = siamese.image_tower((8, 8, 1), filters=(3,), embedding_dim=5, seed=2)
+    model = siamese.build_siamese(tower, "euclidean")
+    rng = np.random.default_rng(1)
+    # four classes of two images each, far apart, so no two distances are near a tie (the
+    # hardest positive and negative are then the same pairs on both paths)
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3], dtype=np.float32)
+    patterns = rng.integers(0, 200, size=(4, 8, 8, 1))
+    items = (patterns[labels.astype(int)] + rng.integers(0, 40, size=(8, 8, 8, 1))).astype(np.uint8)
+    loss = losses.get("batch-hard-triplet")
+    plain = _embedding_loss_and_gradients(  # the tower called once per item
+        tower.trainable_variables,
+        lambda: tf.concat([tower(items[i : i + 1], training=True) for i in range(8)], axis=0),
+        loss,
+        labels,
+    )
+    trainer = fused.item_trainer(model)
+    fast = _embedding_loss_and_gradients(
+        trainer.trainable_variables, lambda: trainer(items, training=True), loss, labels
+    )
+    # a convolution over 8 items and 8 over one item sum in other orders: float32 rounding
+    assert fast[0] == pytest.approx(plain[0], rel=1e-4)
+    for g_plain, g_fast in zip(plain[1], fast[1], strict=True):
+        np.testing.assert_allclose(g_fast, g_plain, rtol=1e-3, atol=1e-4)
