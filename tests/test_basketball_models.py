@@ -338,6 +338,7 @@ def test_season_models_take_the_course_loss_or_squared_error():
             build(5, loss="huber")
 
 
+@pytest.mark.slow
 def test_squared_error_season_model_finds_the_least_squares_strengths():
     sim = simulate_season(n_seasons=1, teams_per_season=30, games_per_team=60, home_advantage=0.0, seed=2)
     model = bb.team_strength_model(sim.n_teams, seed=0, learning_rate=0.1, loss="mse")

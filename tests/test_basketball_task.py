@@ -35,6 +35,7 @@ def test_simulated_season_recovers_the_true_strengths(tmp_path, caplog):
     assert (out / "tower.keras").is_file() and (out / "model.keras").is_file()
 
 
+@pytest.mark.slow
 def test_real_team_strength_reports_tournament_mae(tmp_path, data_dir):
     result = _train(["--model", "team-strength", "--out", str(tmp_path / "t")])
     assert result.exit_code == 0, result.output
@@ -43,6 +44,7 @@ def test_real_team_strength_reports_tournament_mae(tmp_path, data_dir):
     assert tourney["mae"] < 11.65  # the course's figure, beaten
 
 
+@pytest.mark.slow
 def test_real_regressor_classifier_reports_mae_and_log_loss(tmp_path, data_dir):
     result = _train(["--model", "regressor-classifier", "--pred", "course", "--out", str(tmp_path / "rc")])
     assert result.exit_code == 0, result.output

@@ -90,6 +90,7 @@ def test_stale_tower_and_bad_queries_are_one_line(text_run, tmp_path):
     assert "Traceback" not in corrupt.output
 
 
+@pytest.mark.slow
 def test_real_sick_index_returns_the_sentence_itself(tmp_path, data_dir):
     run = tmp_path / "t"
     trained = CliRunner().invoke(

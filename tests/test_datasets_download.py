@@ -109,6 +109,7 @@ def test_every_address_serves_the_staged_bytes_by_its_checksum():
         assert md5sum(path) == source.md5, relative
 
 
+@pytest.mark.slow
 def test_a_fresh_data_folder_fills_and_the_main_job_runs(mirror, tmp_path):
     result = CliRunner().invoke(
         cli.train, ["--task", "text-pairs", "--epochs", "1", "--out", str(tmp_path / "run")]
@@ -138,6 +139,7 @@ def test_a_corrupted_download_is_refused_and_leaves_nothing(mirror, tmp_path):
     assert SICK[1] not in _left(tmp_path / "data")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 def test_a_killed_download_leaves_no_file_that_is_read_as_whole(mirror, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", SIAMESE_KILL_AT="download")

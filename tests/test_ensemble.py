@@ -69,6 +69,7 @@ def test_members_of_different_inputs_are_refused():
         ensemble.ensemble_model([])
 
 
+@pytest.mark.slow
 def test_members_train_as_runs_of_their_own_and_are_saved_as_one(tmp_path):
     data = pairs_file(tmp_path / "pairs.tsv")
     out = tmp_path / "run"
@@ -111,6 +112,7 @@ def test_members_train_as_runs_of_their_own_and_are_saved_as_one(tmp_path):
     assert float(shown["pearson"]) == pytest.approx(metrics["dev"]["pearson"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_an_ensemble_stopped_in_a_member_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch):
     from siamese.training import TrainingError
 
@@ -144,6 +146,7 @@ def test_an_ensemble_stopped_in_a_member_resumes_to_the_uninterrupted_run(tmp_pa
     np.testing.assert_allclose(mb["dev"]["pearson"], ma["dev"]["pearson"], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_each_member_starts_from_its_own_member_of_an_ensemble_init_tower(tmp_path):
     graded = pairs_file(tmp_path / "graded.tsv")
     binary = pairs_file(tmp_path / "binary.tsv", n=80, binary=True, seed=1)
@@ -173,6 +176,7 @@ def test_each_member_starts_from_its_own_member_of_an_ensemble_init_tower(tmp_pa
     assert len(single.output.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow
 def test_a_refit_ensemble_reports_the_mean_of_its_members_dev_figures(tmp_path):
     data = tagged_pairs_file(tmp_path / "pairs.tsv")
     out = tmp_path / "run"

@@ -252,6 +252,7 @@ index.save(target)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 def test_a_rebuild_killed_while_embedding_writing_or_swapping_leaves_the_previous_index(
     tmp_path: Path, text_tower_file: Path

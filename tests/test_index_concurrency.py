@@ -122,6 +122,7 @@ def _assert_tidy(folder) -> None:
     assert len(entries) == 2 and entries[0] == "CURRENT" and entries[1].startswith("v-"), entries
 
 
+@pytest.mark.slow
 def test_swap_while_another_process_loads(tmp_path):
     folder = tmp_path / "idx"
     Index.from_vectors(_swap_versions()[0], metric="l2").save(folder)
@@ -141,6 +142,7 @@ def test_swap_while_another_process_loads(tmp_path):
     _assert_tidy(folder)
 
 
+@pytest.mark.slow
 def test_swap_while_threads_of_the_same_process_load(tmp_path):
     folder = tmp_path / "idx"
     Index.from_vectors(_swap_versions()[0], metric="l2").save(folder)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from conftest import eval_in_a_fresh_process, pairs_file, train_text_pairs
 
@@ -15,6 +16,7 @@ from siamese import cli
 LEGACY_CONFIG = Path(__file__).parent / "data" / "legacy_text_run_config.json"
 
 
+@pytest.mark.slow
 def test_a_legacy_run_folder_resumes_evaluates_and_indexes(tmp_path):
     data = pairs_file(tmp_path / "pairs.tsv")
     run = tmp_path / "run"

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import siamese
 from siamese.index import Index
@@ -28,6 +29,7 @@ def _run_args(code: str, args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_every_python_block_of_the_readme_runs(tmp_path):
     blocks = python_blocks()
     assert len(blocks) >= 2

@@ -93,6 +93,7 @@ def config_of(run):
     return RunConfig.from_dict(json.loads((run / "config.json").read_text()), ImageOptions)
 
 
+@pytest.mark.slow
 def test_resume_matches_an_uninterrupted_run(tmp_path):
     data = _folder(tmp_path / "shapes")
     whole, split = tmp_path / "whole", tmp_path / "split"
@@ -217,6 +218,7 @@ def test_unique_pair_batches_gather_each_image_once():
     assert items.dtype == np.float32 and items.shape == (3, 6, 6, 1)
 
 
+@pytest.mark.slow
 def test_eval_in_a_fresh_process_reproduces_the_metrics(tmp_path):
     data = _folder(tmp_path / "shapes")
     out = tmp_path / "run"
@@ -300,6 +302,7 @@ def test_unknown_dataset_is_a_config_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_real_fashion_mnist_one_small_epoch(tmp_path, data_dir):
     out = tmp_path / "fm"
     config = _config("fashion-mnist", batch_size=64, image={"pairs_per_epoch": 1024})
@@ -311,6 +314,7 @@ def test_real_fashion_mnist_one_small_epoch(tmp_path, data_dir):
     assert (out / "neighbours.png").is_file()
 
 
+@pytest.mark.slow
 def test_real_omniglot_reports_the_official_20_way_figure(tmp_path, data_dir):
     out = tmp_path / "om"
     config = _config("omniglot", batch_size=64, image={"pairs_per_epoch": 1024})

@@ -56,6 +56,7 @@ def test_binary_run_reports_threshold_metrics(tmp_path):
     assert 0.0 <= dev["accuracy"] <= 1.0
 
 
+@pytest.mark.slow
 def test_resume_matches_an_uninterrupted_run(tmp_path):
     data = pairs_file(tmp_path / "pairs.tsv")
     whole, split = tmp_path / "whole", tmp_path / "split"
@@ -76,6 +77,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     np.testing.assert_allclose(mb["dev"]["pearson"], ma["dev"]["pearson"], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_resume_with_dropout_repeats_the_masks_of_an_uninterrupted_run(tmp_path):
     # Keras does not save the state of a layer's dropout generator; the epoch loop sets it from
     # (seed, epoch), so the resumed run's epochs 2 and 3 draw the masks of the run that went on
@@ -116,6 +118,7 @@ def test_a_new_run_refuses_to_overwrite_and_resume_needs_a_run(tmp_path):
     assert (tmp_path / "new" / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_eval_in_a_fresh_process_reproduces_the_run(tmp_path):
     data = pairs_file(tmp_path / "pairs.tsv", binary=True)
     out = tmp_path / "run"
@@ -126,6 +129,7 @@ def test_eval_in_a_fresh_process_reproduces_the_run(tmp_path):
         assert float(shown[key]) == pytest.approx(saved[key], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_real_sick_one_epoch_and_eval(tmp_path, data_dir):
     out = tmp_path / "t"
     result = train_text_pairs(["--epochs", "1", "--out", str(out), "--units", "16", "--embedding-dim", "16"])
@@ -205,6 +209,7 @@ def test_word_vectors_initialise_the_tower_and_stay_frozen(tmp_path):
         np.testing.assert_allclose(matrix[vocab.index(word)], vectors[word], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_init_tower_starts_from_an_earlier_runs_tower(tmp_path):
     graded = pairs_file(tmp_path / "graded.tsv")
     binary = pairs_file(tmp_path / "binary.tsv", n=80, binary=True, seed=1)
@@ -285,6 +290,7 @@ def test_same_seed_same_run(tmp_path):
 REFIT = ["--epochs", "4", "--patience", "0", "--learning-rate", "0.01", "--refit", *SMALL]
 
 
+@pytest.mark.slow
 def test_refit_trains_again_on_train_and_dev_for_the_best_epoch_count(tmp_path, caplog):
     import siamese
     from siamese.datasets.text import load_text_dataset
@@ -320,6 +326,7 @@ def test_refit_trains_again_on_train_and_dev_for_the_best_epoch_count(tmp_path, 
     assert "refit on train + dev" in caplog.text
 
 
+@pytest.mark.slow
 def test_refit_resumes_where_its_own_training_stopped(tmp_path, monkeypatch):
     from siamese.training import TrainingError
 
@@ -398,6 +405,7 @@ def test_unknown_threshold_metric_is_refused(tmp_path):
     assert not (tmp_path / "r2").exists()
 
 
+@pytest.mark.slow
 def test_retrieval_figures_through_the_index_agree_in_training_eval_and_siamese_index(tmp_path):
     data = pairs_file(tmp_path / "pairs.tsv", n=200, binary=True)
     out = tmp_path / "run"
@@ -497,6 +505,7 @@ def test_retrieval_objective_trains_the_space_the_index_searches(tmp_path):
     ) == pytest.approx(cosine, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_mined_negatives_are_kept_and_a_run_killed_while_mining_resumes_to_the_same(tmp_path):
     data = pairs_file(tmp_path / "pairs.tsv", n=300, binary=True)
     mining = ["--data", str(data), "--mine-every", "2", "--mine-ranks", "2:12", *RETRIEVAL]

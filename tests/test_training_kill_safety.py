@@ -76,6 +76,7 @@ def _left_the_model_but_not_the_metrics(out):
     assert (out / "model.keras").is_file() and not (out / "metrics.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 @pytest.mark.parametrize(
     "phase, left",
@@ -112,6 +113,7 @@ def test_resume_of_a_folder_that_holds_something_else_is_refused(tmp_path):
     assert (out / "notes.txt").is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_cleanly_and_keeps_the_checkpoint(tmp_path, whole_run):
     data, reference = whole_run
     out = tmp_path / "run"
