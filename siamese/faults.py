@@ -21,6 +21,9 @@ The phases (each named where the work reaches it):
 ``swap``           a new index folder complete, about to become the current one
 =================  ==========================================================================
 
+``SIAMESE_KILL_SIGNAL=INT`` sends ``SIGINT`` instead (what Ctrl-C sends): the process goes on
+to handle it as it would a user's Ctrl-C at that point.
+
 It is a test hook, not a feature: unset (always, outside tests) it costs one dictionary
 lookup per call. ``SIGKILL`` cannot be caught, so nothing of the process's own clean-up runs:
 what is left on disk is what a power cut or the kernel's out-of-memory killer would leave.
@@ -36,6 +39,7 @@ import signal
 logger = logging.getLogger(__name__)
 
 ENV = "SIAMESE_KILL_AT"
+SIGNAL_ENV = "SIAMESE_KILL_SIGNAL"
 PHASES = (
     "run-folder",
     "epoch",
@@ -69,6 +73,10 @@ def kill_point(phase: str) -> None:
         return
     _reached[phase] = _reached.get(phase, 0) + 1
     if _reached[phase] != (int(times) if times else 1):
+        return
+    if os.environ.get(SIGNAL_ENV, "KILL").upper() == "INT":
+        logger.warning("%s=%s: interrupting this process", ENV, wanted)
+        os.kill(os.getpid(), signal.SIGINT)  # raises KeyboardInterrupt here, in the main thread
         return
     logger.warning("%s=%s: killing this process", ENV, wanted)
     logging.shutdown()

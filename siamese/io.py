@@ -20,7 +20,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,16 +200,22 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def abandoned(temporaries: Iterable[Path], tag: str) -> Iterator[Path]:
+    """The temporaries named ``…<tag>-PID-HEX`` whose writing process is gone."""
+    for temp in temporaries:
+        match = re.search(rf"{re.escape(tag)}-(\d+)-[0-9a-f]+$", temp.name)
+        if match and not process_alive(int(match.group(1))):
+            yield temp
+
+
 def remove_abandoned_folders(target: PathLike) -> None:
     """Delete the temporary folders of saves to ``target`` whose process is gone (inside
     ``target``, and the siblings an earlier release used)."""
     target = Path(target)
     temps = [*target.glob(".saving-*"), *target.parent.glob(f".{glob.escape(target.name)}.saving-*")]
-    for temp in temps:
-        match = re.search(r"\.saving-(\d+)-[0-9a-f]+$", temp.name)
-        if match and not process_alive(int(match.group(1))):
-            logger.info("removing %s, left by an interrupted save", temp)
-            shutil.rmtree(temp, ignore_errors=True)
+    for temp in abandoned(temps, ".saving"):
+        logger.info("removing %s, left by an interrupted save", temp)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def current_version(target: PathLike) -> Path | None:
@@ -231,11 +237,6 @@ def holds_only_versions(target: PathLike) -> bool:
         entry.name == POINTER_FILE or _VERSION.match(entry.name) or entry.name.startswith(".saving-")
         for entry in Path(target).iterdir()
     )
-
-
-def is_versioned(target: PathLike) -> bool:
-    """Whether ``target`` is a versioned folder (it has a ``CURRENT`` pointer)."""
-    return (Path(target) / POINTER_FILE).is_file()
 
 
 def _open_folder(path: Path) -> int | None:

@@ -25,14 +25,18 @@ def _seed() -> None:
     keras.utils.set_random_seed(1234)
 
 
-@pytest.fixture(scope="session")
-def _offline_cache(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound, then closed again)."""
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
-    return str(tmp_path_factory.mktemp("cache")), f"http://127.0.0.1:{port}"
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def _offline_cache(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    return str(tmp_path_factory.mktemp("cache")), f"http://127.0.0.1:{closed_port()}"
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.server
 import importlib
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import closed_port
 
 from siamese import cli
 from siamese.datasets.locate import SOURCES, md5sum
@@ -91,12 +91,6 @@ def mirror(monkeypatch, tmp_path):
         yield served
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _left(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
@@ -159,7 +153,7 @@ def test_a_killed_download_leaves_no_file_that_is_read_as_whole(mirror, tmp_path
 def test_offline_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setenv("SIAMESE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SIAMESE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("SIAMESE_DATA_MIRROR", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("SIAMESE_DATA_MIRROR", f"http://127.0.0.1:{closed_port()}")
     result = CliRunner().invoke(
         cli.train, ["--task", "text-pairs", "--epochs", "1", "--out", str(tmp_path / "run")]
     )

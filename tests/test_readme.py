@@ -21,12 +21,10 @@ def python_blocks() -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.S | re.M)
 
 
-def _run(code: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-def _run_args(code: str, args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+def _run(code: str, *, cwd: Path | None = None, args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.slow
@@ -41,7 +39,7 @@ def test_every_python_block_of_the_readme_runs(tmp_path):
         tmp_path / "idx" / "sick"
     )
     for block in blocks:
-        proc = _run(block, tmp_path)
+        proc = _run(block, cwd=tmp_path)
         assert proc.returncode == 0, f"README block failed:\n{block}\n{proc.stderr[-3000:]}"
     assert (tmp_path / "model.keras").is_file() and (tmp_path / "tower.keras").is_file()
 
@@ -66,7 +64,7 @@ def test_only_max_pooled_text_towers_need_the_toolkit_to_load(tmp_path):
         """
     )
     names = ("last", "mean", "max", "image")
-    proc = _run_args(code, [str(tmp_path / f"{name}.keras") for name in names])
+    proc = _run(code, args=tuple(str(tmp_path / f"{name}.keras") for name in names))
     plain = dict(zip(names, proc.stdout.split(), strict=True))
     assert plain == {"last": "loaded", "mean": "loaded", "max": plain["max"], "image": "loaded"}
     assert plain["max"] != "loaded"  # as the README says: import siamese first

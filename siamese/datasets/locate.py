@@ -22,13 +22,12 @@ read as the file and is removed by the next download of the same file.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import logging
 import os
-import re
 import secrets
 import sys
-import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from pathlib import Path
 
 from siamese.errors import DatasetNotFoundError
 from siamese.faults import kill_point
-from siamese.io import fsync_dir, process_alive
+from siamese.io import abandoned, fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -222,11 +221,9 @@ def mirrored(url: str) -> str:
 
 def _remove_abandoned_downloads(target: Path) -> None:
     """Delete the temporaries of downloads of ``target`` whose process is gone."""
-    for temp in target.parent.glob(f".{target.name}.download-*"):
-        match = re.search(r"\.download-(\d+)-[0-9a-f]+$", temp.name)
-        if match and not process_alive(int(match.group(1))):
-            logger.info("removing %s, left by an interrupted download", temp)
-            temp.unlink(missing_ok=True)
+    for temp in abandoned(target.parent.glob(f".{glob.escape(target.name)}.download-*"), ".download"):
+        logger.info("removing %s, left by an interrupted download", temp)
+        temp.unlink(missing_ok=True)
 
 
 class _Progress:
@@ -261,8 +258,9 @@ def download(url: str, target: Path, md5: str | None = None, *, size: int | None
     then renamed to ``target``.
 
     Raises:
-        DatasetNotFoundError: The address cannot be reached (one line saying so), or the
-            file's checksum or size is wrong (another; nothing is kept).
+        DatasetNotFoundError: The address cannot be reached or the file cannot be written
+            (one line saying so), or the download's MD5 sum is wrong (another; nothing is
+            kept).
     """
     source = mirrored(url)
     try:
@@ -290,7 +288,7 @@ def download(url: str, target: Path, md5: str | None = None, *, size: int | None
                         first = False
                 out.flush()
                 os.fsync(out.fileno())
-        except (TimeoutError, urllib.error.URLError, ConnectionError, OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # URLError, timeouts and resets are OSErrors
             reason = getattr(exc, "reason", None) or exc
             raise DatasetNotFoundError(
                 f"could not download {source} ({reason}); offline? Put the file here by hand, or set "

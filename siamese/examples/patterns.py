@@ -168,7 +168,6 @@ def two_output_model(input_dim: int = 2, seed: int = 0) -> Pattern:
     return Pattern(keras.Model(x, [out_1, out_2], name="two_output"), hidden)
 
 
-#: Every pattern builder, by name.
 class CopyOf(keras.constraints.Constraint):
     """A weight constraint that replaces a weight with another variable's value.
 
@@ -213,6 +212,7 @@ def copied_by_constraint(
     return keras.Model([a, b], [first(a), copy(b)], name="copied_by_constraint"), first, copy
 
 
+#: Every pattern builder, by name.
 PATTERNS = {
     "shared-dense": shared_dense,
     "shared-conv2d-pair": shared_conv2d_pair,
