@@ -35,7 +35,8 @@ def text_case():
     from siamese.tasks.text_pairs import TextOptions
     from siamese.training import RunConfig, fused
 
-    config = RunConfig(task="text-pairs", data="sick", batch_size=64, options=TextOptions(units=128))
+    plain = TextOptions(units=128, embedding_dim=128, word_vectors=None, rnn="lstm", sequence_pooling="last")
+    config = RunConfig(task="text-pairs", data="sick", batch_size=64, head="manhattan", options=plain)
     config = text_pairs.TASK.configure(config)
     splits = text_pairs.load_splits(config)
     config = text_pairs.resolve(config, splits["train"].kind)

@@ -4,27 +4,31 @@ Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/throughput.py [--onl
 
 The *plain formulation* is what a notebook does: a two-input functional model that calls the
 tower on each input, and ``model.fit`` on NumPy arrays, the text turned into token ids once and
-padded to the longest sequence of the data. The *toolkit* side is ``siamese-train``'s own path
-(``siamese.tasks.text_pairs.TASK.train`` / ``image_pairs.TASK.train``) on the same pairs, with
-the same tower, head, loss, optimizer, batch size, epochs and seed. Both sides validate on the same dev
-pairs after each epoch; the time counted is the time spent in ``fit`` (training and that
-validation), epoch by epoch, so data loading, model building, checkpoint saving and the final
-scoring are outside it. Pairs/s = training pairs seen / those seconds.
+padded to the longest sequence of the data (cut, as the toolkit cuts them, at the tower's
+``sequence_length`` tokens, so both sides train on the same token ids). The *toolkit* side is
+``siamese-train``'s own path (``siamese.tasks.text_pairs.TASK.train`` /
+``image_pairs.TASK.train``) on the same pairs, with the same tower, head, loss, optimizer,
+batch size, epochs and seed. Both sides validate on the same dev pairs after each epoch; the
+time counted is the time spent in ``fit`` (training and that validation), epoch by epoch, so
+data loading, model building, checkpoint saving and the final scoring are outside it.
+Pairs/s = training pairs seen / those seconds.
 
 Workloads:
 
 - ``sick``: SICK train (4,439 pairs) with dev trial (495); graded, ``manhattan`` head, MSE;
-  text tower of 128-unit LSTM over 128-d embeddings; 30 tokens at most for the toolkit (its
-  ``sequence_length``), the longest sentence's length for the plain side.
+  text tower of 128-unit LSTM over 128-d embeddings; 30 tokens at most on both sides (the
+  tower's ``sequence_length``).
 - ``synthetic``: 200,000 training pairs of made-up sentences (a Zipf vocabulary of 5,000 words,
   lengths drawn from a log-normal with median 10 tokens, capped at 60), half of them a
   sentence and its copy with a fifth of its words replaced (label 1), half two unrelated
   sentences (label 0), and 5,128 dev pairs drawn alike (written as one TSV; the toolkit's
   seeded carve picks the dev pairs for both sides); binary, ``abs-diff`` head, cross-entropy.
 - ``fashion-mnist``: Fashion-MNIST pairs, 54,000 per epoch, balanced, with 4,000 dev pairs;
-  the image tower's defaults, ``abs-diff`` head, cross-entropy. The plain side draws its pairs
-  once, independently (NumPy arrays of both images); the toolkit draws fresh pairs each epoch,
-  pooled (its default: each batch's 128 pairs among ~128 images, each embedded once).
+  the image tower's defaults, ``abs-diff`` head, cross-entropy. Both sides draw the same
+  independent pairs, fresh each epoch (the toolkit's ``PairSampler`` with the run's seed,
+  ``--independent-pairs``); the plain side gathers them into NumPy arrays of both images and
+  fits one epoch at a time. (The toolkit's default, pooled pairs, is a different sampling and
+  so is not compared here.)
 
 Each repeat runs each side in a fresh subprocess (so its peak memory is its own), alternating
 which side goes first; repeat i trains both sides with seed ``--seed`` + i (the data stays
@@ -122,7 +126,15 @@ def text_config(workload: str, data: str, seed: int):
         batch_size=BATCH[workload],
         patience=0,
         seed=seed,
-        options=TextOptions(units=128, embedding_dim=128, sequence_length=30),
+        head="manhattan",  # the settings of the committed tables (the defaults of their time)
+        options=TextOptions(
+            units=128,
+            embedding_dim=128,
+            sequence_length=30,
+            word_vectors=None,
+            rnn="lstm",
+            sequence_pooling="last",
+        ),
     )
 
 
@@ -141,7 +153,7 @@ def toolkit_side(workload: str, data: str, seed: int, folder: Path) -> dict:
             batch_size=BATCH[workload],
             patience=0,
             seed=seed,
-            options=ImageOptions(pairs_per_epoch=SIZES[workload]),
+            options=ImageOptions(pairs_per_epoch=SIZES[workload], pair_pools=False),
         )
         train, n_pairs = image_pairs.TASK.train, SIZES[workload]
     else:
@@ -201,7 +213,7 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
 
         splits = load_image_dataset("fashion-mnist", seed=seed)
         train, dev = splits["train"], splits["dev"]
-        a, b, y = PairSampler(train.labels, pairs_per_epoch=SIZES[workload], seed=seed).epoch(0)
+        sampler = PairSampler(train.labels, pairs_per_epoch=SIZES[workload], seed=seed)
         da, db, dy = verification_pairs(dev, VERIFICATION_PAIRS, seed * 10 + 2)
         options = ImageOptions()  # the toolkit side's tower settings
         tower = siamese.image_tower(
@@ -211,9 +223,13 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
             global_pooling=options.global_pooling,
             seed=seed,
         )
-        x, dev_x = [train.images[a], train.images[b]], [dev.images[da], dev.images[db]]
-        y, dev_y, head, loss, metrics = (
-            y.astype("float32"),
+
+        def epoch_pairs(epoch: int) -> tuple[list[np.ndarray], np.ndarray]:
+            a, b, y = sampler.epoch(epoch)  # the toolkit's independent pairs of that epoch
+            return [train.images[a], train.images[b]], y.astype("float32")
+
+        dev_x = [dev.images[da], dev.images[db]]
+        dev_y, head, loss, metrics = (
             dy.astype("float32"),
             "abs-diff",
             "binary-crossentropy",
@@ -232,12 +248,17 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
             max_tokens=config.options.vocab_size, standardize="lower_and_strip_punctuation"
         )
         vectorize.adapt(list(train.a) + list(train.b))
-        ids = [np.asarray(vectorize(list(side))) for side in (train.a, train.b, dev.a, dev.b)]
+        cap = config.options.sequence_length  # the toolkit's tower cuts there too
+        ids = [np.asarray(vectorize(list(side)))[:, :cap] for side in (train.a, train.b, dev.a, dev.b)]
         longest = max(i.shape[1] for i in ids)
         ids = [np.pad(i, ((0, 0), (0, longest - i.shape[1]))) for i in ids]
         x, dev_x = ids[:2], ids[2:]
         padding = padding_shares(x[0], x[1], config)
         y, dev_y = text_pairs._targets(train, config), text_pairs._targets(dev, config)
+
+        def epoch_pairs(epoch: int) -> tuple[list[np.ndarray], np.ndarray]:
+            return x, y  # the same pairs every epoch, shuffled by fit
+
         tower = keras.Sequential(
             [
                 keras.layers.Embedding(
@@ -253,15 +274,20 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
     output = heads.get(head)([tower(left), tower(right)])
     model = keras.Model([left, right], output)
     model.compile(keras.optimizers.Adam(1e-3, clipnorm=1.0), loss=losses.get(loss), metrics=metrics)
-    fitted = model.fit(
-        x,
-        y,
-        batch_size=BATCH[workload],
-        epochs=EPOCHS[workload],
-        validation_data=(dev_x, dev_y),
-        callbacks=[times.callback],
-        verbose=0,
-    )
+    # Text: one fit over the epochs. Images: one fit per epoch, each on that epoch's pairs.
+    rounds = range(EPOCHS[workload]) if workload == "fashion-mnist" else [EPOCHS[workload] - 1]
+    for epoch in rounds:
+        x, y = epoch_pairs(epoch)
+        fitted = model.fit(
+            x,
+            y,
+            batch_size=BATCH[workload],
+            epochs=epoch + 1,
+            initial_epoch=epoch if workload == "fashion-mnist" else 0,
+            validation_data=(dev_x, dev_y),
+            callbacks=[times.callback],
+            verbose=0,
+        )
     figures = _figures(len(y), times.seconds, fitted.history)
     if workload != "fashion-mnist":
         figures["padding"] = padding
@@ -270,8 +296,9 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
 
 def padding_shares(ids_a: np.ndarray, ids_b: np.ndarray, config) -> dict[str, float]:
     """Share of the token slots that hold padding in the first epoch, on each side: the plain
-    side pads both inputs to the longest sentence of the data; the toolkit cuts each sentence
-    to ``sequence_length`` tokens and each length-bucketed batch to its longest sentence."""
+    side pads both inputs to the longest sentence of the data (both sides cut each sentence
+    at ``sequence_length`` tokens); the toolkit cuts each length-bucketed batch to its longest
+    sentence."""
     from siamese.encode import lengths_of
     from siamese.training import fused
     from siamese.training.loop import epoch_permutation

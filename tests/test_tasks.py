@@ -52,7 +52,7 @@ def test_a_tasks_help_lists_its_own_and_the_common_options_only():
     for option in ("--rotated-classes", "--tta", "--augment", "--image-size", "--pair-pools", "--model "):
         assert option not in text.output and (option in image.output or option == "--model ")
     assert "--members" not in image.output
-    assert "[default: 64" in text.output and "[default: 128" in image.output  # each task's batch size
+    assert "[default: 32" in text.output and "[default: 128" in image.output  # each task's batch size
 
 
 def test_the_general_help_names_every_task_and_missing_task_is_one_line():

@@ -480,3 +480,56 @@ def test_retrieval_objective_refuses_a_loss_that_does_not_fit(tmp_path):
     with pytest.raises(ConfigError, match="--objective retrieval"):
         image_pairs.TASK.train(_config(data, loss="batch-hard-triplet"), tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_named_dataset_brings_its_own_defaults_and_a_given_setting_wins():
+    task = image_pairs.TASK
+    omniglot = task.configure(RunConfig(task="image-pairs", data="omniglot"))
+    o = omniglot.options
+    assert (omniglot.epochs, omniglot.patience, omniglot.lr_patience) == (40, 30, 5)
+    assert (omniglot.head, omniglot.loss, omniglot.batch_size) == ("euclidean", "contrastive", 128)
+    assert (o.augment, o.batch_norm, o.rotated_classes, o.pair_pools) == (True, True, True, True)
+    assert (o.embedding_dim, o.hard_negative_fraction, o.pairs_per_epoch) == (128, 0.5, 20000)
+    fashion = task.configure(RunConfig(task="image-pairs"))  # the task's default data
+    assert (fashion.data, fashion.epochs, fashion.patience, fashion.options.pairs_per_epoch) == (
+        "fashion-mnist",
+        12,
+        5,
+        54000,
+    )
+    assert (fashion.options.augment, fashion.options.embedding_dim, fashion.head) == (False, 64, None)
+    folder = task.configure(RunConfig(task="image-pairs", data="photos/"))
+    assert (folder.epochs, folder.patience, folder.lr_patience, folder.options.pairs_per_epoch) == (
+        10,
+        3,
+        0,
+        None,
+    )
+    # a setting the run gives is kept, even where it equals the general default
+    given = task.configure(
+        RunConfig(
+            task="image-pairs",
+            data="omniglot",
+            epochs=3,
+            lr_patience=0,
+            head="abs-diff",
+            options=ImageOptions(augment=False, rotated_classes=False, embedding_dim=64),
+        )
+    )
+    assert (given.epochs, given.lr_patience, given.head, given.patience) == (3, 0, "abs-diff", 30)
+    assert (given.options.augment, given.options.rotated_classes, given.options.embedding_dim) == (
+        False,
+        False,
+        64,
+    )
+    assert given.options.batch_norm is True
+
+
+def test_help_shows_the_datasets_own_defaults_and_flags_turn_them_off():
+    from click.testing import CliRunner
+
+    from siamese import cli
+
+    shown = CliRunner().invoke(cli.train, ["--task", "image-pairs", "--help"]).output
+    assert "[default: 10; fashion-mnist: 12; omniglot: 40]" in " ".join(shown.split())
+    assert "--no-augment" in shown and "--no-rotated-classes" in shown and "--no-batch-norm" in shown

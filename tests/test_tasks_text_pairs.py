@@ -41,9 +41,53 @@ def test_graded_run_writes_a_complete_folder(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == 2 and len(history["val_pearson"]) == 2
     config = RunConfig.from_dict(json.loads((out / "config.json").read_text()), TextOptions)
-    assert (config.objective, config.head, config.loss) == ("regression", "manhattan", "mse")
+    assert (config.objective, config.head, config.loss) == ("regression", "concat", "mse")
+    assert config.head_hidden_units == 128 and config.patience == 4  # the text task's defaults
     assert config.options.units == 8
     assert "dev: pearson" in result.output
+    # the index's cosine beside the head's score, and what to run next
+    assert {"cosine_pearson", "cosine_spearman"} <= set(metrics["dev"])
+    assert -1.0 <= metrics["dev"]["cosine_pearson"] <= 1.0
+    assert f"siamese-index build --run {out} --input {data} --out idx/pairs" in result.output
+    assert 'siamese-index query --index idx/pairs "A man is playing a guitar" -k 5' in result.output
+
+
+def test_the_defaults_are_the_good_settings_and_word_vectors_can_be_turned_off(tmp_path):
+    config = text_pairs.TASK.configure(RunConfig(task="text-pairs"))
+    options = config.options
+    assert (config.data, config.epochs, config.patience, config.batch_size) == ("sick", 30, 4, 32)
+    assert (options.word_vectors, options.vectors_vocabulary) == ("glove-6b-50d", 100000)
+    assert (options.rnn, options.sequence_pooling, options.embedding_dim) == ("bilstm", "max", None)
+    graded = text_pairs.resolve(config, "graded")
+    assert (graded.head, graded.head_hidden_units) == ("concat", 128)
+    assert (
+        text_pairs.resolve(config, "binary").head,
+        text_pairs.resolve(config, "binary").head_hidden_units,
+    ) == (
+        "abs-diff",
+        0,
+    )
+    assert TextOptions(word_vectors="none").word_vectors is None
+    plain = text_pairs.resolve(dataclasses.replace(config, options=TextOptions(word_vectors=None)), "graded")
+    assert plain.options.embedding_dim == text_pairs.PLAIN_EMBEDDING_DIM
+    data = pairs_file(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    small = [arg for arg in SMALL if arg not in ("--word-vectors", "none")]  # vectors left on
+    result = train_text_pairs(["--data", str(data), "--epochs", "1", "--out", str(out), *small], catch=True)
+    assert result.exit_code == 2 and not out.exists()
+    assert (
+        "--embedding-dim 8 disagrees with the 50 dimensions of --word-vectors glove-6b-50d" in result.output
+    )
+
+
+def test_resume_without_epochs_keeps_the_runs_own(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    assert train_text_pairs(["--data", str(data), "--epochs", "1", "--out", str(out), *SMALL]).exit_code == 0
+    again = train_text_pairs(["--data", str(data), "--out", str(out), "--resume", *SMALL])
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "config.json").read_text())["epochs"] == 1  # not the task's 30
+    assert len(json.loads((out / "history.json").read_text())["loss"]) == 1
 
 
 def test_binary_run_reports_threshold_metrics(tmp_path):
@@ -84,7 +128,7 @@ def test_resume_with_dropout_repeats_the_masks_of_an_uninterrupted_run(tmp_path)
     data = pairs_file(tmp_path / "pairs.tsv")
 
     def config(epochs):
-        options = TextOptions(units=8, embedding_dim=8, sequence_length=8, dropout=0.5)
+        options = TextOptions(units=8, embedding_dim=8, sequence_length=8, dropout=0.5, word_vectors=None)
         return RunConfig(
             task="text-pairs",
             data=str(data),
@@ -132,7 +176,8 @@ def test_eval_in_a_fresh_process_reproduces_the_run(tmp_path):
 @pytest.mark.slow
 def test_real_sick_one_epoch_and_eval(tmp_path, data_dir):
     out = tmp_path / "t"
-    result = train_text_pairs(["--epochs", "1", "--out", str(out), "--units", "16", "--embedding-dim", "16"])
+    small = ["--units", "16", "--embedding-dim", "16", "--word-vectors", "none"]
+    result = train_text_pairs(["--epochs", "1", "--out", str(out), *small])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["n"] == 4927 and metrics["dev"]["n"] == 500

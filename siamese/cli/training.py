@@ -18,7 +18,7 @@ import click
 from siamese import tasks
 from siamese.cli.common import UsageLikeError, echo_metrics, friendly_errors, setup_logging
 from siamese.errors import SiameseError
-from siamese.training.config import OBJECTIVES, RunConfig
+from siamese.training.config import CONCAT_HIDDEN, OBJECTIVES, RunConfig
 
 _TASK_KEY = "siamese.task"
 _RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
@@ -42,39 +42,43 @@ def _common_options(task: tasks.Task) -> list[click.Option]:
         "head_hidden_units": click.Option(
             ["--head-hidden", "head_hidden_units"],
             type=click.IntRange(min=0),
-            default=_RUN_DEFAULTS["head_hidden_units"],
-            show_default=True,
-            help="Hidden ReLU units in the concat head (0: none).",
+            default=None,
+            help=f"Hidden ReLU units in the concat head (0: none).  [default: {CONCAT_HIDDEN}]",
         ),
         "loss": click.Option(
             ["--loss"], default=None, help="Loss: mse, binary-crossentropy, contrastive, mae."
         ),
         "epochs": click.Option(
-            ["--epochs"], type=click.IntRange(min=1), default=d.epochs, show_default=True, help="Most epochs."
+            ["--epochs"],
+            type=click.IntRange(min=1),
+            default=None,
+            help="Most epochs." + task.shown_default("epochs", d.epochs),
         ),
         "batch_size": click.Option(
-            ["--batch-size"], type=click.IntRange(min=1), default=d.batch_size, show_default=True
+            ["--batch-size"],
+            type=click.IntRange(min=1),
+            default=None,
+            help="Pairs per training step." + task.shown_default("batch_size", d.batch_size),
         ),
         "learning_rate": click.Option(
             ["--learning-rate"],
             type=click.FloatRange(min=0, min_open=True),
-            default=d.learning_rate,
-            show_default=True,
-            help="Adam's learning rate.",
+            default=None,
+            help="Adam's learning rate." + task.shown_default("learning_rate", d.learning_rate),
         ),
         "patience": click.Option(
             ["--patience"],
             type=click.IntRange(min=0),
-            default=_RUN_DEFAULTS["patience"],
-            show_default=True,
-            help="Stop after this many epochs without improvement on dev (0: never).",
+            default=None,
+            help="Stop after this many epochs without improvement on dev (0: never)."
+            + task.shown_default("patience", d.patience),
         ),
         "lr_patience": click.Option(
             ["--lr-patience"],
             type=click.IntRange(min=0),
-            default=_RUN_DEFAULTS["lr_patience"],
-            show_default=True,
-            help="Lower the learning rate after this many epochs without improvement on dev (0: never).",
+            default=None,
+            help="Lower the learning rate after this many epochs without improvement on dev (0: never)."
+            + task.shown_default("lr_patience", d.lr_patience),
         ),
         "lr_factor": click.Option(
             ["--lr-factor"],
@@ -206,12 +210,18 @@ def train(**values: Any) -> None:
     out_dir, resume = values.pop("out_dir"), values.pop("resume", False)
     option_names = [param.name for param in task.cli_options()]
     options = task.options_from_cli({name: values.pop(name) for name in option_names})
-    config = task.configure(RunConfig(task=task.name, options=options, **values))
+    config = RunConfig(task=task.name, options=options, **values)
+    task.configure(config)  # a bad setting is one line before the folder is chosen
     if out_dir is None:
         if resume:
             raise SiameseError("--resume needs --out, the run folder to continue")
-        stem = Path(config.data).stem.replace(":", "-").replace("/", "-")
+        stem = Path(config.data or task.defaults.data).stem.replace(":", "-").replace("/", "-")
         out_dir = str(Path("runs") / f"{task.name}-{stem}")
     metrics = task.train(config, out_dir, resume=resume)
     click.echo(f"run folder: {out_dir}")
     echo_metrics(metrics)
+    steps = task.next_steps(task.configure(config), out_dir)
+    if steps:
+        click.echo("next: search with the run's tower:")
+        for step in steps:
+            click.echo(f"  {step}")

@@ -5,7 +5,9 @@ A task is what ``siamese-train --task NAME`` trains. Each is one module that sub
 
 - its own settings, a :class:`~siamese.training.config.TaskOptions` dataclass (defaults in
   its fields, one place), saved in ``config.json`` under the task's section;
-- its defaults for the common settings that differ between tasks (:class:`Defaults`);
+- its defaults for the common settings that differ between tasks (:class:`Defaults`), and
+  for the settings that suit a named dataset better (:meth:`Task.data_defaults`): a setting
+  left ``None`` takes the data's default, else the task's;
 - which common settings it reads (:attr:`Task.settings`): the command line offers only
   those, and refuses the others with one line;
 - its command-line options (:meth:`Task.cli_options`, click options whose defaults come from
@@ -73,6 +75,8 @@ class Defaults:
     epochs: int
     batch_size: int
     learning_rate: float
+    patience: int = 3
+    lr_patience: int = 0
 
 
 @dataclass(eq=False)
@@ -121,6 +125,8 @@ class Task:
     examples: ClassVar[tuple[str, ...]] = ()
     #: Where the task stands in lists (``--help``, errors): lower first.
     rank: ClassVar[int] = 100
+    #: The datasets with defaults of their own (:meth:`data_defaults`), for ``--help``.
+    preset_data: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------ settings
 
@@ -136,8 +142,32 @@ class Task:
         """
         return self.options_type(**values)
 
+    def data_defaults(self, data: str) -> dict[str, Any]:
+        """The settings that ``data`` trains best with, by field name of :class:`RunConfig`
+        or of the task's options: :meth:`configure` gives them to the settings left ``None``.
+
+        The base task has none; a task overrides this for the datasets it knows.
+        """
+        return {}
+
+    def shown_default(self, name: str, general: Any) -> str:
+        """The default of setting ``name`` as ``--help`` appends it to the option's help:
+        ``general``, then the value of each dataset in :attr:`preset_data` whose own default
+        differs (``"  [default: 64; omniglot: 128]"``; flags show on/off)."""
+
+        def shown(value: Any) -> str:
+            return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+        parts = [shown(general)]
+        for data in self.preset_data:
+            value = self.data_defaults(data).get(name)
+            if value is not None and value != general:
+                parts.append(f"{data}: {shown(value)}")
+        return f"  [default: {'; '.join(parts)}]"
+
     def configure(self, config: RunConfig) -> RunConfig:
-        """``config`` with the task's defaults filled in and its options checked.
+        """``config`` with the defaults filled in (the data's, from :meth:`data_defaults`,
+        then the task's) and its options checked.
 
         Raises:
             ConfigError: The config names another task, or holds another task's options.
@@ -150,11 +180,19 @@ class Task:
                 f"{type(options).__name__} are not options of --task {self.name} "
                 f"(it takes {self.options_type.__name__})"
             )
-        filled = {
-            name: value
-            for name, value in dataclasses.asdict(self.defaults).items()
-            if getattr(config, name) is None
-        }
+        data = config.data if config.data is not None else self.defaults.data
+        preset = self.data_defaults(data)
+        own = {f.name for f in dataclasses.fields(options)}
+        options = dataclasses.replace(
+            options,
+            **{
+                name: value
+                for name, value in preset.items()
+                if name in own and getattr(options, name) is None
+            },
+        )
+        general = {**dataclasses.asdict(self.defaults), **{k: v for k, v in preset.items() if k not in own}}
+        filled = {name: value for name, value in general.items() if getattr(config, name) is None}
         return dataclasses.replace(config, options=options, **filled)
 
     # ------------------------------------------------------------------ the run
@@ -178,6 +216,7 @@ class Task:
                 reported before any folder is made).
             DataError: The data is missing or malformed.
         """
+        given_epochs = config.epochs  # on resume, None keeps the run's own
         config = self.configure(config)
         run = RunDir(out)
         if resume:
@@ -190,7 +229,7 @@ class Task:
                 run.clear_unstarted()
                 resume = False
             else:
-                config = run.reopen(config)
+                config = run.reopen(dataclasses.replace(config, epochs=given_epochs))
         return self.run(config, run, resume=resume, verbose=verbose)
 
     def run(self, config: RunConfig, run: RunDir, *, resume: bool, verbose: Any) -> dict[str, dict[str, Any]]:
@@ -234,6 +273,11 @@ class Task:
     ) -> tuple[Trained, dict[str, dict[str, Any]]]:
         """Anything after scoring (plots, a second training); returns what is saved."""
         return trained, metrics
+
+    def next_steps(self, config: RunConfig, out: str | os.PathLike[str]) -> list[str]:
+        """The commands a user runs next with the finished run in ``out`` (shown by
+        ``siamese-train`` at the end; none by default)."""
+        return []
 
     # ------------------------------------------------------------------ evaluation
 

@@ -69,6 +69,7 @@ from siamese.tasks.pair_model import (
     build_pair_model,
     compile_model,
     fit_for_retrieval,
+    index_steps,
     monitored,
     resolve_pair_settings,
 )
@@ -597,25 +598,58 @@ class ImageOptions(TaskOptions):
 
     SECTION: ClassVar[str] = "image"
 
+    # The fields that default to None take the data's default (IMAGE_DEFAULTS, DATA_DEFAULTS)
+    # when the task configures the run.
     image_size: tuple[int, int] | None = None
     filters: tuple[int, ...] = (32, 64, 128)
-    embedding_dim: int = 64
+    embedding_dim: int | None = None
     pairs_per_epoch: int | None = None
-    hard_negative_fraction: float = 0.0
-    augment: bool = False
+    hard_negative_fraction: float | None = None
+    augment: bool | None = None
     # Add each training image's 90/180/270-degree rotations as new classes (square images).
-    rotated_classes: bool = False
+    rotated_classes: bool | None = None
     # Draw each batch's pairs among a pool of about batch-size images, each embedded once per
     # step (half the tower work per pair of independent pairs); see PairSampler's pool_size.
-    pair_pools: bool = True
+    pair_pools: bool | None = None
     global_pooling: str = "flatten"
-    batch_norm: bool = False
+    batch_norm: bool | None = None
     convs_per_block: int = 1
     dropout: float = 0.0
     # Test-time augmentation: embed each image, for the embedding-based figures (one-shot by
     # embedding distance, k-NN), as the mean of its own embedding and those of this many fixed
     # small distortions of it (0: the image alone).
     test_time_augment: int = 0
+
+
+#: The image options a run leaves None take these values, unless its data has its own.
+IMAGE_DEFAULTS: dict[str, Any] = {
+    "embedding_dim": 64,
+    "hard_negative_fraction": 0.0,
+    "augment": False,
+    "batch_norm": False,
+    "rotated_classes": False,
+    "pair_pools": True,
+}
+
+#: The settings each named dataset trains best with in a few minutes on a 2-core CPU
+#: (scaled down from benchmarks/image_pairs.py, whose comments give the dev figures that
+#: chose them); a setting the run gives is kept.
+DATA_DEFAULTS: dict[str, dict[str, Any]] = {
+    "fashion-mnist": {"epochs": 12, "patience": 5, "pairs_per_epoch": 54000},
+    "omniglot": {
+        "epochs": 40,
+        "patience": 30,
+        "lr_patience": 5,
+        "head": "euclidean",
+        "loss": "contrastive",
+        "embedding_dim": 128,
+        "pairs_per_epoch": 20000,
+        "hard_negative_fraction": 0.5,
+        "augment": True,
+        "batch_norm": True,
+        "rotated_classes": True,
+    },
+}
 
 
 class ImagePairsTask(Task):
@@ -627,13 +661,17 @@ class ImagePairsTask(Task):
     rank = 1
     options_type = ImageOptions
     defaults = Defaults(data="fashion-mnist", epochs=10, batch_size=128, learning_rate=1e-3)
+    preset_data = tuple(DATA_DEFAULTS)
     eval_options = frozenset({"test_time_augment", "retrieval"})
     examples = (
-        "siamese-train --task image-pairs --data fashion-mnist --epochs 5 --out runs/f",
-        "siamese-train --task image-pairs --data omniglot --head euclidean --loss contrastive "
-        "--augment --batch-norm --hard-negatives 0.5 --embedding-dim 128 --out runs/o",
+        "siamese-train --task image-pairs --data fashion-mnist --out runs/f",
+        "siamese-train --task image-pairs --data omniglot --out runs/o",
+        "siamese-train --task image-pairs --data omniglot --epochs 150 --no-rotated-classes --out runs/o2",
         "siamese-train --task image-pairs --data photos/ --image-size 64x64 --out runs/photos",
     )
+
+    def data_defaults(self, data: str) -> dict[str, Any]:
+        return {**IMAGE_DEFAULTS, **DATA_DEFAULTS.get(data, {})}
 
     def cli_options(self) -> list[click.Option]:
         o = ImageOptions
@@ -658,46 +696,54 @@ class ImagePairsTask(Task):
                 "embedding_dim",
                 "--embedding-dim",
                 type=click.IntRange(min=1),
-                help="The tower's output width.",
+                help="The tower's output width."
+                + self.shown_default("embedding_dim", IMAGE_DEFAULTS["embedding_dim"]),
             ),
             option(
                 o,
                 "pairs_per_epoch",
                 "--pairs-per-epoch",
                 type=click.IntRange(min=2),
-                help="Pairs drawn afresh each epoch (default: one per training image).",
+                help="Pairs drawn afresh each epoch (default: two per training image; fashion-mnist: "
+                f"{DATA_DEFAULTS['fashion-mnist']['pairs_per_epoch']}; omniglot: "
+                f"{DATA_DEFAULTS['omniglot']['pairs_per_epoch']}).",
             ),
             option(
                 o,
                 "hard_negative_fraction",
                 "--hard-negatives",
                 type=click.FloatRange(0, 1),
-                help="Share of negative pairs taken from the same group (Omniglot: same alphabet).",
+                help="Share of negative pairs taken from the same group (Omniglot: same alphabet)."
+                + self.shown_default("hard_negative_fraction", IMAGE_DEFAULTS["hard_negative_fraction"]),
             ),
             option(
-                o, "augment", "--augment", is_flag=True, help="Small random affine distortions (Koch et al.)."
+                o,
+                "augment",
+                "--augment/--no-augment",
+                help="Small random affine distortions (Koch et al.)."
+                + self.shown_default("augment", IMAGE_DEFAULTS["augment"]),
             ),
             option(
                 o,
                 "batch_norm",
-                "--batch-norm",
-                is_flag=True,
-                help="Batch normalisation after each convolution.",
+                "--batch-norm/--no-batch-norm",
+                help="Batch normalisation after each convolution."
+                + self.shown_default("batch_norm", IMAGE_DEFAULTS["batch_norm"]),
             ),
             option(
                 o,
                 "pair_pools",
                 "--pair-pools/--independent-pairs",
-                show_default=True,
                 help="Draw each batch's pairs among a pool of about batch-size images, each embedded "
-                "once per step (about twice the pairs/s), or draw every pair independently.",
+                "once per step (about twice the pairs/s), or draw every pair independently."
+                + self.shown_default("pair_pools", IMAGE_DEFAULTS["pair_pools"]),
             ),
             option(
                 o,
                 "rotated_classes",
-                "--rotated-classes",
-                is_flag=True,
-                help="Add each training image's 90/180/270-degree turns as new classes.",
+                "--rotated-classes/--no-rotated-classes",
+                help="Add each training image's 90/180/270-degree turns as new classes."
+                + self.shown_default("rotated_classes", IMAGE_DEFAULTS["rotated_classes"]),
             ),
             option(
                 o,
@@ -708,6 +754,9 @@ class ImagePairsTask(Task):
                 "distortions.",
             ),
         ]
+
+    def next_steps(self, config: RunConfig, out: str | os.PathLike[str]) -> list[str]:
+        return index_steps(config, out, "--image IMAGE.png")
 
     def prepare(self, config: RunConfig, *, resume: bool) -> Job:
         config = resolve_image_size(config)

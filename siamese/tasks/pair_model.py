@@ -6,7 +6,10 @@ watches.
 from __future__ import annotations
 
 import dataclasses
+import os
+import shlex
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -17,20 +20,29 @@ from siamese.errors import ConfigError
 from siamese.metrics.keras_metrics import PearsonCorrelation
 from siamese.metrics.retrieval import PAIRS, PRIMARY, RetrievalSet, retrieval_of
 from siamese.models import build_siamese, tower_of
-from siamese.training.config import RunConfig
+from siamese.training.config import CONCAT_HIDDEN, RunConfig
 from siamese.training.loop import fit_epochs
 from siamese.training.run_dir import RunDir
 
 
-def resolve_pair_settings(config: RunConfig, kind: str, *, retrieval_losses: Sequence[str] = ()) -> RunConfig:
-    """``config`` with objective, head and loss filled in from the data's kind (``graded`` or
-    ``binary``), checked to fit together.
+def resolve_pair_settings(
+    config: RunConfig,
+    kind: str,
+    *,
+    retrieval_losses: Sequence[str] = (),
+    regression_head: str = "manhattan",
+    binary_head: str = "abs-diff",
+) -> RunConfig:
+    """``config`` with objective, head (and the concat head's hidden units) and loss filled
+    in from the data's kind (``graded`` or ``binary``), checked to fit together.
 
     Args:
         config: The run's settings.
         kind: The data's kind.
         retrieval_losses: The embedding losses the task trains ``--objective retrieval``
             with, its default first (none: the task has no retrieval objective).
+        regression_head: The task's head for graded scores when the run names none.
+        binary_head: The task's head for binary labels when the run names none.
 
     Raises:
         ConfigError: The settings do not fit the data or each other.
@@ -40,7 +52,7 @@ def resolve_pair_settings(config: RunConfig, kind: str, *, retrieval_losses: Seq
     objective = config.objective or ("regression" if kind == GRADED else "binary")
     if objective == "regression" and kind == BINARY:
         raise ConfigError("--objective regression needs graded scores; this dataset has binary labels")
-    head = config.head or ("manhattan" if objective == "regression" else "abs-diff")
+    head = config.head or (regression_head if objective == "regression" else binary_head)
     if head not in heads.HEADS:
         raise ConfigError(f"--head must be one of {', '.join(heads.HEADS)}; got {head!r}")
     default_loss = (
@@ -65,7 +77,10 @@ def resolve_pair_settings(config: RunConfig, kind: str, *, retrieval_losses: Seq
         raise ConfigError("--loss contrastive works on a distance: use it with --head euclidean")
     if config.head_hidden_units and head != "concat":
         raise ConfigError("--head-hidden applies to the concat head only")
-    return dataclasses.replace(config, objective=objective, head=head, loss=loss)
+    hidden = config.head_hidden_units
+    if hidden is None:
+        hidden = CONCAT_HIDDEN if head == "concat" else 0
+    return dataclasses.replace(config, objective=objective, head=head, loss=loss, head_hidden_units=hidden)
 
 
 def _resolve_retrieval(config: RunConfig, retrieval_losses: Sequence[str]) -> RunConfig:
@@ -84,7 +99,20 @@ def _resolve_retrieval(config: RunConfig, retrieval_losses: Sequence[str]) -> Ru
         )
     if config.head_hidden_units:
         raise ConfigError("--head-hidden applies to the concat head only")
-    return dataclasses.replace(config, head=head, loss=loss)
+    return dataclasses.replace(config, head=head, loss=loss, head_hidden_units=0)
+
+
+def index_steps(config: RunConfig, out: str | os.PathLike[str], query: str) -> list[str]:
+    """The commands that build an index of the run's data with its tower and query it
+    (``query``: the query's arguments, e.g. a quoted sentence or ``--image FILE``)."""
+    data = config.data or ""
+    if data.startswith("tfds:"):
+        return [f"siamese-index build --run {shlex.quote(str(out))} --input ITEMS --out idx/NAME"]
+    index = Path("idx") / (Path(data).stem or "index")
+    return [
+        f"siamese-index build --run {shlex.quote(str(out))} --input {shlex.quote(data)} --out {index}",
+        f"siamese-index query --index {index} {query} -k 5",
+    ]
 
 
 def build_pair_model(tower: keras.Model, config: RunConfig) -> keras.Model:

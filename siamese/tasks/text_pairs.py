@@ -50,6 +50,7 @@ from siamese.tasks.pair_model import (
     build_pair_model,
     compile_model,
     fit_for_retrieval,
+    index_steps,
     monitored,
     resolve_pair_settings,
 )
@@ -78,6 +79,12 @@ RETRIEVAL_LOSSES = ("multiple-negatives",)
 DEV_RETRIEVAL = ("retrieval_mrr@10", "retrieval_recall@10")
 
 
+#: The word vectors of a text tower unless the run says otherwise (they ship with the package).
+DEFAULT_WORD_VECTORS = "glove-6b-50d"
+#: The word embedding's width when a tower has no pretrained vectors and the run names none.
+PLAIN_EMBEDDING_DIM = 128
+
+
 @dataclass
 class TextOptions(TaskOptions):
     """Settings of the text tower, of reading a CSV/TSV of pairs, and of a text run."""
@@ -86,16 +93,18 @@ class TextOptions(TaskOptions):
 
     vocab_size: int = 20000
     sequence_length: int = 30
-    embedding_dim: int | None = 128
+    # None: the word vectors' width, or PLAIN_EMBEDDING_DIM without vectors.
+    embedding_dim: int | None = None
     units: int = 128
-    rnn: str = "lstm"
-    sequence_pooling: str = "last"
+    rnn: str = "bilstm"
+    sequence_pooling: str = "max"
     dropout: float = 0.0
-    word_vectors: str | None = None
+    # Pretrained word vectors ("glove-6b-50d" ships with the package; None or "none": none).
+    word_vectors: str | None = DEFAULT_WORD_VECTORS
     train_embeddings: bool = True
     # Words with pretrained vectors added to the vocabulary beyond the training text's
     # (the most frequent first), so unseen words keep their vector (0: none).
-    vectors_vocabulary: int = 0
+    vectors_vocabulary: int = 100000
     # Start from the tower of an earlier text run (its folder or its tower.keras): its
     # vocabulary, layers and weights, under a fresh head (transfer from related pair data).
     # The tower settings above then describe nothing (train_embeddings still applies).
@@ -132,6 +141,8 @@ class TextOptions(TaskOptions):
     symmetric_loss: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.word_vectors, str) and self.word_vectors.lower() == "none":
+            self.word_vectors = None
         if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members <= 0:
             raise ConfigError(f"members must be a positive integer, got {self.members!r}")
 
@@ -161,11 +172,12 @@ class TextPairsTask(Task):
     data_help = "sick, stsb, mrpc, paws, qqp, a CSV/TSV path or tfds:NAME."
     rank = 0
     options_type = TextOptions
-    defaults = Defaults(data="sick", epochs=10, batch_size=64, learning_rate=1e-3)
+    defaults = Defaults(data="sick", epochs=30, batch_size=32, learning_rate=1e-3, patience=4)
     eval_options = frozenset({"retrieval"})
     examples = (
-        "siamese-train --task text-pairs --data sick --epochs 10 --out runs/sick",
-        "siamese-train --task text-pairs --data stsb --word-vectors glove-6b-50d --out runs/stsb",
+        "siamese-train --task text-pairs --out runs/sick",
+        "siamese-train --task text-pairs --data stsb --out runs/stsb",
+        "siamese-train --task text-pairs --word-vectors none --rnn lstm --embedding-dim 64 --out runs/plain",
         "siamese-train --task text-pairs --data mrpc --init-tower runs/sick --out runs/mrpc",
         "siamese-train --task text-pairs --data sick --members 3 --out runs/sick3",
         "siamese-train --task text-pairs --data pairs.tsv --text-a-col q1 --text-b-col q2 --label-col dup",
@@ -180,8 +192,8 @@ class TextPairsTask(Task):
                 o,
                 "word_vectors",
                 "--word-vectors",
-                help="Pretrained vectors: glove-6b-50d (the glove extra), a GloVe/word2vec text file, "
-                "or .npy.",
+                help="Pretrained vectors: glove-6b-50d (installed with the package), a GloVe/word2vec "
+                "text file, .npy, or none.",
             ),
             option(
                 o,
@@ -204,6 +216,7 @@ class TextPairsTask(Task):
                 "embedding_dim",
                 "--embedding-dim",
                 type=click.IntRange(min=1),
+                show_default=f"the word vectors' width; {PLAIN_EMBEDDING_DIM} with --word-vectors none",
                 help="Word embedding width.",
             ),
             option(o, "rnn", "--rnn", type=click.Choice(RNN_KINDS)),
@@ -295,6 +308,9 @@ class TextPairsTask(Task):
         if config.options.members > 1:
             return _train_members(self, config, run, resume, verbose)
         return super().run(config, run, resume=resume, verbose=verbose)
+
+    def next_steps(self, config: RunConfig, out: str | os.PathLike[str]) -> list[str]:
+        return index_steps(config, out, '"A man is playing a guitar"')
 
     def prepare(self, config: RunConfig, *, resume: bool) -> Job:
         splits = load_splits(config)
@@ -402,8 +418,11 @@ def load_splits(config: RunConfig, data: str | None = None) -> dict[str, TextPai
 
 def resolve(config: RunConfig, kind: str) -> RunConfig:
     """Fill in objective, head and loss from the data's kind, and check the text options fit."""
-    config = resolve_pair_settings(config, kind, retrieval_losses=RETRIEVAL_LOSSES)
+    config = resolve_pair_settings(config, kind, retrieval_losses=RETRIEVAL_LOSSES, regression_head="concat")
     options = config.options
+    if options.embedding_dim is None and not options.word_vectors and not options.init_tower:
+        options = dataclasses.replace(options, embedding_dim=PLAIN_EMBEDDING_DIM)
+        config = dataclasses.replace(config, options=options)
     if options.symmetric_loss and config.objective != "retrieval":
         raise ConfigError("--symmetric-loss applies to --objective retrieval")
     if options.mine_every is not None:
@@ -432,11 +451,17 @@ def resolve(config: RunConfig, kind: str) -> RunConfig:
 
 def with_word_vectors(config: RunConfig) -> tuple[RunConfig, Any]:
     """The run's pretrained vectors, and the config with the embedding width set to theirs."""
-    word_vectors = load_word_vectors(config.options.word_vectors)
-    if config.options.embedding_dim != word_vectors.dim:
-        logger.info("embedding width set to the word vectors' %d", word_vectors.dim)
+    name = config.options.word_vectors
+    word_vectors = load_word_vectors(name)
+    logger.info("word vectors: %s (%d words, %d dimensions)", name, len(word_vectors.words), word_vectors.dim)
+    if config.options.embedding_dim is None:
         config = dataclasses.replace(
             config, options=dataclasses.replace(config.options, embedding_dim=word_vectors.dim)
+        )
+    elif config.options.embedding_dim != word_vectors.dim:
+        raise ConfigError(
+            f"--embedding-dim {config.options.embedding_dim} disagrees with the {word_vectors.dim} "
+            f"dimensions of --word-vectors {name}: leave it out, or use --word-vectors none"
         )
     return config, word_vectors
 
@@ -813,7 +838,19 @@ def score_splits(
             result[name] = evaluators.binary_metrics(scores[name], pairs.labels, threshold)
     for name in retrieval:
         result[name].update(retrieval_figures(tower_of(model), splits[name], config))
+        if splits[name].kind == GRADED:
+            result[name].update(cosine_figures(tower_of(model), splits[name]))
     return result
+
+
+def cosine_figures(tower: keras.Model, pairs: TextPairs) -> dict[str, float]:
+    """How well the cosine of the tower's two encodings (what a cosine index ranks by)
+    follows the gold scores: ``cosine_pearson`` and ``cosine_spearman``."""
+    u, v = encode.embed(tower, list(pairs.a)), encode.embed(tower, list(pairs.b))
+    u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
+    v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    figures = evaluators.graded_metrics(np.sum(u * v, axis=1), pairs.labels)
+    return {"cosine_pearson": figures["pearson"], "cosine_spearman": figures["spearman"]}
 
 
 def positives(pairs: TextPairs, config: RunConfig) -> np.ndarray:

@@ -5,9 +5,10 @@ top level and the task's options (a :class:`TaskOptions` dataclass of the task m
 the task's section name (``"text"``, ``"image"``, ``"basketball"``, ...). Folders written by
 toolkit versions that saved every task's section still load: the other sections are ignored.
 
-Settings whose default depends on the task (``data``, ``epochs``, ``batch_size``,
-``learning_rate``, ``options``) are ``None`` here until the task fills them in
-(:meth:`siamese.tasks.Task.configure`), so each default lives in one place.
+Settings whose default depends on the task or on its data (``data``, ``epochs``,
+``batch_size``, ``learning_rate``, ``patience``, ``lr_patience``, ``options``) are ``None``
+here until the task fills them in (:meth:`siamese.tasks.Task.configure`), so each default
+lives in one place; ``head_hidden_units`` is filled in with the head.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from siamese.errors import ConfigError
 #: Sections of ``config.json`` written by earlier versions for every task at once.
 LEGACY_SECTIONS = ("text", "image", "basketball")
 OBJECTIVES = ("regression", "binary", "retrieval")
+#: Hidden ReLU units of the concat head when the run does not say.
+CONCAT_HIDDEN = 128
 
 
 @dataclass
@@ -48,20 +51,23 @@ class RunConfig:
         epochs: Largest number of epochs; ``None``: the task's default.
         batch_size: Pairs per training step; ``None``: the task's default.
         learning_rate: Adam's learning rate; ``None``: the task's default.
-        patience: Epochs without improvement on dev before stopping early (0: never).
+        patience: Epochs without improvement on dev before stopping early (0: never);
+            ``None``: the task's default for the data.
         seed: Seed of weights, shuffles and dropout, and of the dev hold-out unless
             ``split_seed`` is given.
         dev_fraction: Share held out as dev where the data has no dev split.
         split_seed: Seed of that dev hold-out (``None``: ``seed``). The members of an
             ensemble train with seeds ``seed + k`` but share the ensemble's split, so that no
             member trains on the pairs the ensemble is chosen and scored on.
-        head_hidden_units: Hidden ReLU layer of the ``concat`` head (0: none).
+        head_hidden_units: Hidden ReLU layer of the ``concat`` head (0: none); ``None``:
+            :data:`CONCAT_HIDDEN` for the concat head, 0 for the others.
         swap_pairs: Train on both orders (a, b) and (b, a) of each pair when the head is
             not symmetric (``concat``), so the model does not depend on the order.
         time_budget: Seconds of training allowed; no epoch is started that would, at the
             pace of the last one, end past it (``None``: no limit).
         lr_patience: Epochs without improvement on dev before the learning rate is multiplied
-            by ``lr_factor`` (0: never; the rate does not go below the loop's floor).
+            by ``lr_factor`` (0: never; the rate does not go below the loop's floor);
+            ``None``: the task's default for the data.
         lr_factor: What the learning rate is multiplied by on such a plateau, in (0, 1).
         options: The task's own settings (its :class:`TaskOptions`); ``None``: its defaults.
         version: The toolkit version that wrote the config.
@@ -75,14 +81,14 @@ class RunConfig:
     epochs: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
-    patience: int = 3
+    patience: int | None = None
     seed: int = 0
     dev_fraction: float = 0.1
     split_seed: int | None = None
-    head_hidden_units: int = 0
+    head_hidden_units: int | None = None
     swap_pairs: bool = True
     time_budget: float | None = None
-    lr_patience: int = 0
+    lr_patience: int | None = None
     lr_factor: float = 0.5
     options: Any = None
     version: str = __version__
@@ -94,10 +100,10 @@ class RunConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate!r}")
-        if self.patience < 0:
-            raise ConfigError(f"patience must be 0 or more, got {self.patience!r}")
-        if self.lr_patience < 0:
-            raise ConfigError(f"lr_patience must be 0 or more, got {self.lr_patience!r}")
+        for name in ("patience", "lr_patience", "head_hidden_units"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ConfigError(f"{name} must be 0 or more, got {value!r}")
         if not 0 < self.lr_factor < 1:
             raise ConfigError(f"lr_factor must be between 0 and 1, got {self.lr_factor!r}")
         if self.objective not in (None, *OBJECTIVES):

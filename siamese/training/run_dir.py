@@ -59,7 +59,8 @@ class RunDir:
 
         Returns:
             The config to use: the given one for a new run, the saved one on resume (with
-            ``epochs`` taken from the given config, so a finished run can be extended).
+            ``epochs`` taken from the given config where it sets them, so a finished run can
+            be extended).
 
         Raises:
             ConfigError: A new run would overwrite a run folder, or there is nothing to resume.
@@ -70,7 +71,8 @@ class RunDir:
             saved = RunConfig.from_dict(read_json(self.config), type(config.options))
             if saved.task != config.task:
                 raise ConfigError(f"{self.path} is a {saved.task} run, not {config.task}")
-            saved.epochs = config.epochs
+            if config.epochs is not None:
+                saved.epochs = config.epochs
             atomic_write_json(self.config, saved.to_dict())
             return saved
         if self.path.exists() and any(self.path.iterdir()):
