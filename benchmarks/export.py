@@ -78,13 +78,13 @@ def text_workload(folder: Path) -> tuple[object, str, np.ndarray]:
 def default_image_tower(images: np.ndarray):
     """The image tower of ``siamese-train``'s defaults for images of this shape (untrained)."""
     import siamese
-    from siamese.tasks.image_pairs import ImageOptions
+    from siamese.tasks.image_pairs import IMAGE_DEFAULTS, ImageOptions
 
     options = ImageOptions()
     return siamese.image_tower(
         images.shape[1:],
         filters=options.filters,
-        embedding_dim=options.embedding_dim,
+        embedding_dim=IMAGE_DEFAULTS["embedding_dim"],
         global_pooling=options.global_pooling,
         seed=0,
     )

@@ -209,13 +209,18 @@ def plain_side(workload: str, data: str, seed: int) -> dict:
     if workload == "fashion-mnist":
         from siamese.datasets.images import load_image_dataset
         from siamese.pairs import PairSampler
+        from siamese.tasks import image_pairs
         from siamese.tasks.image_pairs import VERIFICATION_PAIRS, ImageOptions, verification_pairs
+        from siamese.training import RunConfig
 
         splits = load_image_dataset("fashion-mnist", seed=seed)
         train, dev = splits["train"], splits["dev"]
         sampler = PairSampler(train.labels, pairs_per_epoch=SIZES[workload], seed=seed)
         da, db, dy = verification_pairs(dev, VERIFICATION_PAIRS, seed * 10 + 2)
-        options = ImageOptions()  # the toolkit side's tower settings
+        # the toolkit side's tower settings, as its run configures them
+        options = image_pairs.TASK.configure(
+            RunConfig(task="image-pairs", data="fashion-mnist", options=ImageOptions(pair_pools=False))
+        ).options
         tower = siamese.image_tower(
             train.images.shape[1:],
             filters=options.filters,
