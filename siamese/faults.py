@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +76,16 @@ def kill_point(phase: str) -> None:
     if _reached[phase] != (int(times) if times else 1):
         return
     if os.environ.get(SIGNAL_ENV, "KILL").upper() == "INT":
+        if threading.current_thread() is not threading.main_thread():
+            # only the main thread takes Python's signal handlers: an interrupt sent from
+            # here would land wherever the main thread happens to be (maybe a finalizer,
+            # which swallows it), so the test would not know the fault happened
+            raise RuntimeError(f"{ENV}={wanted}: the {phase!r} hook ran off the main thread")
         logger.warning("%s=%s: interrupting this process", ENV, wanted)
-        os.kill(os.getpid(), signal.SIGINT)  # raises KeyboardInterrupt here, in the main thread
-        return
+        # raise_signal goes through the installed SIGINT handler like a real Ctrl-C, and
+        # handles it before returning, so KeyboardInterrupt is raised here, at this point
+        signal.raise_signal(signal.SIGINT)
+        raise RuntimeError(f"{ENV}={wanted}: SIGINT was sent but not raised (handler replaced?)")
     logger.warning("%s=%s: killing this process", ENV, wanted)
     logging.shutdown()
     kill = getattr(signal, "SIGKILL", None)
