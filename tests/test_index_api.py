@@ -527,6 +527,56 @@ def test_vectors_and_ids_are_read_only_views(vectors: np.ndarray, odd_ids: np.nd
     assert index.vectors.shape == (201, DIM) and index.ids[-1] == odd_ids.max() + 1
 
 
+def _mapped(array: np.ndarray) -> bool:
+    """Whether an array is backed by a memory-mapped file (not by the process's own memory)."""
+    while array is not None:
+        if isinstance(array, np.memmap):
+            return True
+        array = array.base if isinstance(array.base, np.ndarray) else None
+    return False
+
+
+def test_the_exact_vectors_live_in_a_mapped_file_unless_asked_for_in_memory(
+    tmp_path: Path, vectors: np.ndarray, odd_ids: np.ndarray
+) -> None:
+    built = Index.from_vectors(vectors, ids=odd_ids, metric="l2")
+    assert _mapped(built.vectors)  # a temporary file, not a second copy in RAM
+    built.save(tmp_path / "idx")
+    loaded = Index.load(tmp_path / "idx")
+    assert _mapped(loaded.vectors)
+    np.testing.assert_array_equal(loaded.vectors, vectors)
+    in_memory = Index.load(tmp_path / "idx", vectors_in_memory=True)
+    assert not _mapped(in_memory.vectors)
+    np.testing.assert_array_equal(in_memory.vectors, vectors)
+    assert not _mapped(Index.from_vectors(vectors, metric="l2", vectors_in_memory=True).vectors)
+
+    # the loaded index keeps its rows while its folder is replaced (the mapped version folder
+    # is deleted by the save): remove, add and save again from the mapping
+    mapped_version = set(_entries(tmp_path / "idx")) - {"CURRENT"}
+    Index.from_vectors(vectors[:5] + 9.0, metric="l2").save(tmp_path / "idx")
+    assert not mapped_version & set(_entries(tmp_path / "idx"))  # gone from the folder
+    assert loaded.remove(odd_ids[:50]) == 50
+    loaded.add_vectors(vectors[:3] - 1.0, ids=[1, 2, 3])
+    expected = np.concatenate([vectors[50:], vectors[:3] - 1.0])
+    np.testing.assert_array_equal(loaded.vectors, expected)
+    loaded.save(tmp_path / "idx")
+    again = Index.load(tmp_path / "idx")
+    np.testing.assert_array_equal(again.vectors, expected)
+    np.testing.assert_array_equal(again.ids, np.concatenate([odd_ids[50:], [1, 2, 3]]))
+    assert ids_of(by_vector(again, expected[-2:], 1)) == [[2], [3]]
+
+
+def test_recall_at_k_reads_the_stored_vectors_a_block_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(1)
+    corpus = rng.normal(size=(1000, DIM)).astype(np.float32)
+    queries = rng.normal(size=(100, DIM)).astype(np.float32)
+    ivf = Index.from_vectors(corpus, factory="IVF16,Flat", metric="cosine")
+    whole = recall_at_k(ivf, queries, 10, nprobe=2)
+    monkeypatch.setattr(siamese.index.api, "EXACT_BLOCK", 64)  # 16 blocks, the last one short
+    assert recall_at_k(ivf, queries, 10, nprobe=2) == whole
+    assert recall_at_k(ivf, queries, 10, nprobe=16) == 1.0
+
+
 # ---------------------------------------------------------------------- bounded requests
 
 

@@ -2,6 +2,7 @@
 
 - :mod:`siamese.index.api`: :class:`Index`, :class:`Hit`, :func:`recall_at_k`;
 - :mod:`siamese.index.folder`: the index folder on disk (files, manifest, checks);
+- :mod:`siamese.index.stored_vectors`: the exact vectors, kept in a memory-mapped file;
 - :mod:`siamese.index.faiss_helpers`: FAISS plumbing (factory strings, id maps, search
   parameters).
 """

@@ -36,10 +36,12 @@ from siamese.index.folder import (
     DATA_FILES,
     FORMAT_VERSION,
     MANIFEST_FILE,
+    VECTORS_FILE,
     read_folder,
     write_folder,
 )
 from siamese.index.queries import check_queries, input_type
+from siamese.index.stored_vectors import StoredVectors
 from siamese.io import (
     VersionError,
     atomic_folder,
@@ -63,6 +65,8 @@ METRICS = faiss_helpers.METRICS
 QUERY_CHUNK = 1024
 #: Result cells (queries × k) FAISS fills at a time: a bound on the search's working memory.
 RESULT_CELLS = 1 << 20
+#: Stored vectors compared at a time by :func:`recall_at_k`'s exact search.
+EXACT_BLOCK = 262_144
 
 
 class Hit(NamedTuple):
@@ -88,16 +92,25 @@ class Index:
     and ``"ip"``, lowest distance for ``"l2"``.
     """
 
-    def __init__(self, faiss_index: faiss.Index, *, dim: int, metric: str, factory: str) -> None:
+    def __init__(
+        self,
+        faiss_index: faiss.Index,
+        *,
+        dim: int,
+        metric: str,
+        factory: str,
+        vectors_in_memory: bool = False,
+    ) -> None:
         """Wrap an empty FAISS index; use :meth:`build`, :meth:`from_vectors` or :meth:`load`."""
         self._faiss = faiss_index
         self._dim = dim
         self._metric = metric
         self._factory = factory
         self._ids = np.zeros(0, dtype=np.int64)
-        self._vectors = np.zeros((0, dim), dtype=np.float32)
+        self._vectors = StoredVectors(dim, in_memory=vectors_in_memory)
         self._payloads: list[Any] = []
-        self._rows: dict[int, int] = {}
+        self._lookup: RowLookup | None = None  # id -> row, made on the first need
+        self._params: dict[tuple[int | None, int | None], list[Any] | None] = {}
         self._id_map: np.ndarray | None = None  # FAISS's row -> id map, copied on the first search
         self._tower: keras.Model | None = None
         self._tower_path: Path | None = None
@@ -123,6 +136,7 @@ class Index:
         seed: int = 0,
         tower_path: str | os.PathLike[str] | None = None,
         progress: bool = True,
+        vectors_in_memory: bool = False,
     ) -> Index:
         """Embed a corpus with a tower and index it.
 
@@ -143,6 +157,9 @@ class Index:
             tower_path: The file the tower is saved in (``tower.keras``); recorded with its
                 sha256 so that :meth:`load` can bring the tower back and detect a changed one.
             progress: Show a progress bar on stderr while embedding.
+            vectors_in_memory: Keep the index's exact copy of the vectors in RAM; by default
+                it is a memory-mapped file (:mod:`siamese.index.stored_vectors`), so the
+                index holds about what FAISS holds.
 
         Returns:
             The filled index.
@@ -164,6 +181,7 @@ class Index:
                 metric=metric,
                 train_sample=train_sample,
                 seed=seed,
+                vectors_in_memory=vectors_in_memory,
             )
         sha256 = None if tower_path is None else checksum(Path(tower_path), ConfigError)
         items = encode.item_list(items)
@@ -178,6 +196,7 @@ class Index:
             metric=metric,
             train_sample=train_sample,
             seed=seed,
+            vectors_in_memory=vectors_in_memory,
         )
         index._tower = tower
         index._tower_sha256 = sha256
@@ -197,6 +216,7 @@ class Index:
         metric: str = "cosine",
         train_sample: int = 100_000,
         seed: int = 0,
+        vectors_in_memory: bool = False,
     ) -> Index:
         """Index precomputed vectors (no tower: queries must be vectors too).
 
@@ -208,6 +228,7 @@ class Index:
             metric: ``"cosine"``, ``"ip"`` or ``"l2"``.
             train_sample: At most this many vectors (a seeded sample) train IVF/PQ indexes.
             seed: Seed of that sample.
+            vectors_in_memory: See :meth:`build`.
 
         Raises:
             ConfigError: See :meth:`build`.
@@ -220,7 +241,11 @@ class Index:
         array = _as_vectors("vectors", array, None)
         dim = array.shape[1]
         index = cls(
-            faiss_helpers.new_faiss_index(dim, factory, metric), dim=dim, metric=metric, factory=factory
+            faiss_helpers.new_faiss_index(dim, factory, metric),
+            dim=dim,
+            metric=metric,
+            factory=factory,
+            vectors_in_memory=vectors_in_memory,
         )
         prepared = index._prepared(array)
         faiss_helpers.train(index._faiss, factory, prepared, train_sample=train_sample, seed=seed)
@@ -278,29 +303,38 @@ class Index:
         self, vectors: np.ndarray, ids: Sequence[int] | np.ndarray | None, payloads: Sequence[Any] | None
     ) -> None:
         n = len(vectors)
-        if ids is None:
+        if ids is None:  # new, so unique and not in the index
             start = int(self._ids.max()) + 1 if len(self._ids) else 0
             ids = np.arange(start, start + n, dtype=np.int64)
-        ids = _as_ids(ids)
-        if len(ids) != n:
-            raise ConfigError(f"got {len(ids)} ids for {n} items")
-        unique, counts = np.unique(ids, return_counts=True)
-        if len(unique) != n:
-            raise ConfigError(f"duplicate ids: {unique[counts > 1][:10].tolist()}")
-        clash = [int(i) for i in ids if int(i) in self._rows]
-        if clash:
-            raise ConfigError(f"ids already in the index: {clash[:10]} ({len(clash)} in all)")
-        payloads = [None] * n if payloads is None else list(payloads)
-        if len(payloads) != n:
-            raise ConfigError(f"got {len(payloads)} payloads for {n} items")
-        payloads = [_json_payload(p, i) for i, p in enumerate(payloads)]
+        else:
+            ids = _as_ids(ids)
+            if len(ids) != n:
+                raise ConfigError(f"got {len(ids)} ids for {n} items")
+            unique, counts = np.unique(ids, return_counts=True)
+            if len(unique) != n:
+                raise ConfigError(f"duplicate ids: {unique[counts > 1][:10].tolist()}")
+            clash = ids[self._rows_of(ids) >= 0]
+            if len(clash):
+                raise ConfigError(f"ids already in the index: {clash[:10].tolist()} ({len(clash)} in all)")
+        if payloads is None:
+            payloads = [None] * n
+        else:
+            payloads = list(payloads)
+            if len(payloads) != n:
+                raise ConfigError(f"got {len(payloads)} payloads for {n} items")
+            payloads = [_json_payload(p, i) for i, p in enumerate(payloads)]
         self._faiss.add_with_ids(vectors, ids)
         self._id_map = None
-        first = len(self._ids)
+        self._lookup = None
         self._ids = np.concatenate([self._ids, ids])
-        self._vectors = np.concatenate([self._vectors, vectors])
+        self._vectors.append(vectors)
         self._payloads.extend(payloads)
-        self._rows.update((int(i), first + r) for r, i in enumerate(ids))
+
+    def _rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """The row of each id, -1 for an id not in the index."""
+        if self._lookup is None:
+            self._lookup = RowLookup(self._ids)
+        return self._lookup.rows(ids)
 
     def remove(self, ids: Sequence[int] | np.ndarray) -> int:
         """Remove items by id; ids not in the index are ignored.
@@ -315,7 +349,7 @@ class Index:
             ConfigError: The index type cannot remove ids (HNSW, and a few others): rebuild it.
         """
         wanted = np.unique(_as_ids(ids))
-        present = np.array([i for i in wanted if int(i) in self._rows], dtype=np.int64)
+        present = wanted[self._rows_of(wanted) >= 0]
         if isinstance(faiss_helpers.core_index(self._faiss), faiss.IndexHNSW):
             raise ConfigError(
                 f"HNSW indexes cannot remove ids ({self._factory!r}); rebuild the index without them instead"
@@ -333,9 +367,9 @@ class Index:
             self._id_map = None
         keep = ~np.isin(self._ids, present)
         self._ids = self._ids[keep]
-        self._vectors = self._vectors[keep]
+        self._vectors.keep(keep)
         self._payloads = [p for p, kept in zip(self._payloads, keep, strict=True) if kept]
-        self._rows = {int(i): r for r, i in enumerate(self._ids)}
+        self._lookup = None
         if removed != len(present):
             logger.warning("FAISS removed %d vectors for %d ids", removed, len(present))
         return len(present)
@@ -401,36 +435,45 @@ class Index:
         Raises:
             ConfigError: Wrong shape or type, or a search option that does not apply.
         """
-        k = min(positive_int("k", k), self.ntotal)  # never more results than items
+        k = min(positive_int("k", k), len(self._ids))  # never more results than items
         queries = self._prepared(_as_vectors("queries", vectors, self._dim))
-        params = faiss_helpers.search_params(self._faiss, self._factory, nprobe, ef_search)
+        key = (nprobe, ef_search)
+        if key not in self._params:
+            self._params[key] = faiss_helpers.search_params(self._faiss, self._factory, nprobe, ef_search)
+        params = self._params[key]
+        param = params[0] if params else None
         if self._id_map is None:
             self._id_map = faiss_helpers.id_map_of(self._faiss)
         if k == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         rows = max(1, RESULT_CELLS // k)
-        parts = [
-            faiss_helpers.search(
-                self._faiss, queries[start : start + rows], k, params[0] if params else None, self._id_map
-            )
-            for start in range(0, len(queries), rows)
-        ]
-        distances = np.concatenate([d for d, _ in parts]) if parts else np.zeros((0, k), np.float32)
-        ids = np.concatenate([i for _, i in parts]) if parts else np.zeros((0, k), np.int64)
-        scores = np.sqrt(np.maximum(distances, 0.0)) if self._metric == "l2" else distances
-        scores = np.where(ids >= 0, scores, np.float32(np.nan))
-        return scores, ids.astype(np.int64, copy=False)
+        if len(queries) <= rows:
+            distances, ids = faiss_helpers.search(self._faiss, queries, k, param, self._id_map)
+        else:
+            parts = [
+                faiss_helpers.search(self._faiss, queries[start : start + rows], k, param, self._id_map)
+                for start in range(0, len(queries), rows)
+            ]
+            distances = np.concatenate([d for d, _ in parts])
+            ids = np.concatenate([i for _, i in parts])
+        if self._metric == "l2":
+            distances = np.sqrt(np.maximum(distances, 0.0, out=distances), out=distances)
+        # FAISS puts missing results (id -1) last in each row
+        if (ids[0, -1] < 0) if len(ids) == 1 else (len(ids) and (ids[:, -1] < 0).any()):
+            distances[ids < 0] = np.nan
+        return distances, ids
 
     def hits(self, scores: np.ndarray, ids: np.ndarray) -> list[list[Hit]]:
         """:meth:`search_vectors`'s arrays as one list of :class:`Hit` per query (missing
         results left out)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        rows = self._rows_of(ids.reshape(-1)).reshape(ids.shape).tolist()
+        payloads = self._payloads
         return [
-            [
-                Hit(int(i), float(s), self._payloads[self._rows[int(i)]])
-                for s, i in zip(row_scores, row_ids, strict=True)
-                if i >= 0
-            ]
-            for row_scores, row_ids in zip(scores, ids, strict=True)
+            [Hit(i, s, payloads[r]) for s, i, r in zip(row_scores, row_ids, row_rows, strict=True) if i >= 0]
+            for row_scores, row_ids, row_rows in zip(
+                np.asarray(scores, dtype=np.float64).tolist(), ids.tolist(), rows, strict=True
+            )
         ]
 
     def _require_tower(self, what: str, instead: str) -> keras.Model:
@@ -485,9 +528,7 @@ class Index:
     def vectors(self) -> np.ndarray:
         """The indexed vectors as FAISS received them (normalised for cosine), in row order;
         a read-only view."""
-        view = self._vectors.view()
-        view.flags.writeable = False
-        return view
+        return self._vectors.array
 
     @property
     def payloads(self) -> tuple[Any, ...]:
@@ -548,7 +589,7 @@ class Index:
             files = write_folder(
                 temp,
                 self._faiss,
-                self._vectors,
+                self._vectors.write_npy,
                 self._ids,
                 self._payloads,
                 lambda f: self._manifest(target, f),
@@ -563,6 +604,7 @@ class Index:
         *,
         tower: keras.Model | str | os.PathLike[str] | None = None,
         check_tower: bool = True,
+        vectors_in_memory: bool = False,
     ) -> Index:
         """Open a saved index folder, checking every file against the manifest.
 
@@ -573,6 +615,8 @@ class Index:
             check_tower: Refuse a tower file whose sha256 differs from the one the index was
                 built with, and a recorded tower that is missing. ``False`` skips both (a
                 missing tower then just leaves the index vector-only).
+            vectors_in_memory: Read the exact vectors into RAM; by default ``vectors.npy``
+                is memory-mapped.
 
         Raises:
             IndexFileError: The folder or a file is missing, truncated or corrupt, the
@@ -585,7 +629,9 @@ class Index:
                 with reading_folder(path, MANIFEST_FILE) as folder:
                     if folder is None:
                         raise IndexFileError(f"no index folder at {path}")
-                    return cls._load_from(folder, path, tower=tower, check_tower=check_tower)
+                    return cls._load_from(
+                        folder, path, tower=tower, check_tower=check_tower, in_memory=vectors_in_memory
+                    )
             except VersionError as exc:
                 raise IndexFileError(str(exc)) from None
             except IndexFileError:
@@ -605,6 +651,7 @@ class Index:
         *,
         tower: keras.Model | str | os.PathLike[str] | None,
         check_tower: bool,
+        in_memory: bool,
     ) -> Index:
         """Read one index folder (``canonical`` is where it is meant to live)."""
         contents = read_folder(folder)
@@ -615,8 +662,8 @@ class Index:
             metric=manifest["metric"],
             factory=manifest["factory"],
         )
-        index._ids, index._vectors, index._payloads = contents.ids, contents.vectors, contents.payloads
-        index._rows = {int(i): r for r, i in enumerate(contents.ids)}
+        index._ids, index._payloads = contents.ids, contents.payloads
+        index._vectors = StoredVectors.open_npy(folder / VECTORS_FILE, contents.vectors, in_memory=in_memory)
         index._created = manifest["created"]
         index._folder, index._files = canonical, manifest["files"]
         index._tower_sha256 = manifest["tower_sha256"]
@@ -662,15 +709,48 @@ def recall_at_k(
     if index.ntotal == 0:
         raise ConfigError("recall@k of an empty index is undefined")
     k = min(positive_int("k", k), index.ntotal)
-    queries = _as_vectors("query_vectors", query_vectors, index.dim)
     sample = positive_int("sample", sample)
-    if len(queries) > sample:
+    queries = np.asarray(query_vectors)  # a memory-mapped array stays mapped: sample, then copy
+    if queries.ndim == 2 and len(queries) > sample:
         queries = queries[np.sort(np.random.default_rng(seed).choice(len(queries), sample, replace=False))]
-    exact = faiss.IndexFlat(index.dim, faiss_helpers.FAISS_METRICS[index.metric])
-    exact.add(index.vectors)
-    _, rows = exact.search(index._prepared(queries), k)
+    queries = _as_vectors("query_vectors", queries, index.dim)
+    rows = _exact_rows(index.vectors, index._prepared(queries), k, faiss_helpers.FAISS_METRICS[index.metric])
     _, found = index.search_vectors(queries, k, nprobe=nprobe, ef_search=ef_search)
     return metrics.recall_at_k(found, index.ids[rows], k)
+
+
+def _exact_rows(vectors: np.ndarray, queries: np.ndarray, k: int, metric: int) -> np.ndarray:
+    """The rows of the ``k`` nearest of ``vectors`` to each query, by brute force over blocks
+    of rows (so a memory-mapped array is read a block at a time, never copied whole)."""
+    best = faiss.ResultHeap(len(queries), k, keep_max=metric == faiss.METRIC_INNER_PRODUCT)
+    for start in range(0, len(vectors), EXACT_BLOCK):
+        block = np.ascontiguousarray(vectors[start : start + EXACT_BLOCK])
+        distances, rows = faiss.knn(queries, block, min(k, len(block)), metric=metric)
+        best.add_result(distances, rows + start)
+    best.finalize()
+    return best.I
+
+
+class RowLookup:
+    """Rows of ids, vectorised: the identity when the ids are ``0..n-1`` in order (the
+    default), else a binary search over the sorted ids (two ``int64`` arrays, not a dict of
+    Python ints)."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        n = len(ids)
+        self._n = n
+        self._identity = n == 0 or (ids[0] == 0 and ids[-1] == n - 1 and bool(np.all(np.diff(ids) == 1)))
+        if not self._identity:
+            self._order = np.argsort(ids, kind="stable")
+            self._sorted = ids[self._order]
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The row of each of ``ids``, -1 where it is not in the index."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self._identity:
+            return np.where((ids >= 0) & (ids < self._n), ids, -1)
+        at = np.minimum(np.searchsorted(self._sorted, ids), self._n - 1)
+        return np.where(self._sorted[at] == ids, self._order[at], -1)
 
 
 # ---------------------------------------------------------------------- inputs
@@ -678,6 +758,17 @@ def recall_at_k(
 
 def _as_vectors(name: str, values: Any, dim: int | None) -> np.ndarray:
     """The one place vectors become C-contiguous float32 ``(n, dim)``, checked finite."""
+    if (
+        type(values) is np.ndarray
+        and values.dtype == np.float32
+        and values.flags.c_contiguous
+        and dim is not None
+        and values.ndim in (1, 2)
+        and values.shape[-1] == dim
+    ):  # the common case, checked quickly (a single query's search is tens of microseconds)
+        array = values if values.ndim == 2 else values[None]
+        if np.isfinite(array).all():
+            return array
     array = np.asarray(values)
     if not (np.issubdtype(array.dtype, np.number) and not np.issubdtype(array.dtype, np.complexfloating)):
         raise ConfigError(f"{name} must be numeric vectors of shape (n, {dim or 'dim'}), not {array.dtype}")

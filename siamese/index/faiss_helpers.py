@@ -24,7 +24,11 @@ _FAISS_ERROR_PREFIX = re.compile(r"^Error in .*? at \S+:\d+: (Error: )?")
 
 
 def new_faiss_index(dim: int, factory: str, metric: str) -> faiss.Index:
-    """An empty FAISS index; wrapped in ``IndexIDMap2`` unless it keeps ids itself (IVF)."""
+    """An empty FAISS index; wrapped in ``IndexIDMap`` unless it keeps ids itself (IVF).
+
+    Not ``IndexIDMap2``: its id → row hash map (tens of bytes per vector) serves only
+    ``reconstruct``, which the toolkit does not use (it keeps the exact vectors itself).
+    """
     if not isinstance(factory, str) or not factory.strip():
         raise ConfigError(f"factory must be a FAISS factory string ('Flat', 'IVF256,Flat'), not {factory!r}")
     try:
@@ -33,7 +37,7 @@ def new_faiss_index(dim: int, factory: str, metric: str) -> faiss.Index:
         raise ConfigError(_factory_problem(factory, dim, metric, exc)) from None
     if keeps_ids(index):
         return index
-    return faiss.IndexIDMap2(index)
+    return faiss.IndexIDMap(index)
 
 
 def _factory_problem(factory: str, dim: int, metric: str, exc: RuntimeError) -> str:
@@ -53,9 +57,9 @@ def faiss_message(exc: BaseException) -> str:
 
 
 def keeps_ids(index: faiss.Index) -> bool:
-    """Whether ``add_with_ids`` works without an ``IndexIDMap2`` (IVF keeps ids in its lists).
+    """Whether ``add_with_ids`` works without an ``IndexIDMap`` (IVF keeps ids in its lists).
 
-    An IVF index must not be wrapped: ``IndexIDMap2.remove_ids`` assumes the inner index
+    An IVF index must not be wrapped: ``IndexIDMap.remove_ids`` assumes the inner index
     renumbers the rows after a removal, as Flat does and IVF does not.
     """
     index = faiss.downcast_index(index)
@@ -127,10 +131,17 @@ def search_params(
 
 
 def id_map_of(index: faiss.Index) -> np.ndarray | None:
-    """The row → id map of an ``IndexIDMap``/``IndexIDMap2``, or None for another index."""
+    """The row → id map of an ``IndexIDMap``/``IndexIDMap2``, or None for another index.
+
+    A view of FAISS's own array, not a copy: valid until the index is changed (the caller
+    drops it on every add and remove).
+    """
     if not isinstance(index, faiss.IndexIDMap):
         return None
-    return faiss.vector_to_array(index.id_map)
+    size = index.id_map.size()
+    if size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return faiss.rev_swig_ptr(index.id_map.data(), size)
 
 
 def search(

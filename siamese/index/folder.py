@@ -7,7 +7,8 @@ An index folder holds:
 - ``vectors.npy``: the vectors as FAISS received them (normalised for cosine), in the same
   row order. They are kept because compressed indexes (PQ, SQ, HNSW graphs) cannot give the
   exact vectors back, and exact vectors are what :func:`siamese.index.recall_at_k` compares
-  against and what a rebuild with another factory string needs without re-embedding;
+  against and what a rebuild with another factory string needs without re-embedding. A
+  loaded index maps this file rather than reading it (:mod:`siamese.index.stored_vectors`);
 - ``manifest.json``: format version, dimension, metric, factory string, count, the tower's
   path (relative to the index folder) and sha256, toolkit version, creation time, and the
   size and sha256 of every other file.
@@ -26,7 +27,7 @@ import tokenize
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import faiss
 import numpy as np
@@ -63,7 +64,7 @@ class FolderContents:
 
     manifest: dict[str, Any]
     faiss_index: faiss.Index
-    vectors: np.ndarray
+    vectors: np.memmap  # mapped, not read
     ids: np.ndarray
     payloads: list[Any]
 
@@ -71,7 +72,7 @@ class FolderContents:
 def write_folder(
     folder: Path,
     faiss_index: faiss.Index,
-    vectors: np.ndarray,
+    write_vectors: Callable[[IO[bytes]], None],
     ids: np.ndarray,
     payloads: Sequence[Any],
     manifest: Callable[[dict[str, dict[str, Any]]], dict[str, Any]],
@@ -81,7 +82,7 @@ def write_folder(
     Args:
         folder: An empty folder (the temporary copy of an atomic save).
         faiss_index: The FAISS index.
-        vectors: The vectors in row order.
+        write_vectors: Writes the vectors, in row order, as a ``.npy`` array to a file.
         ids: The ids in row order.
         payloads: The payloads in row order.
         manifest: Builds the manifest from the files' records (name → size and sha256).
@@ -92,7 +93,7 @@ def write_folder(
     faiss.write_index(faiss_index, str(folder / INDEX_FILE))
     kill_point("faiss-write")
     with open(folder / VECTORS_FILE, "wb") as f:
-        np.save(f, vectors, allow_pickle=False)
+        write_vectors(f)
     with open(folder / PAYLOADS_FILE, "w", encoding="utf-8", newline="\n") as f:
         for i, payload in zip(ids, payloads, strict=True):
             f.write(json.dumps({"id": int(i), "payload": payload}, ensure_ascii=False) + "\n")
@@ -179,7 +180,7 @@ def check_faiss_ids(path: Path, index: faiss.Index, ids: np.ndarray) -> None:
         raise IndexFileError(f"{path}: its ids are not the ids listed in {PAYLOADS_FILE}")
 
 
-def read_vectors(path: Path, count: int, dim: int) -> np.ndarray:
+def read_vectors(path: Path, count: int, dim: int) -> np.memmap:
     try:
         with open(path, "rb") as f:
             if f.read(6) != b"\x93NUMPY":
@@ -188,11 +189,12 @@ def read_vectors(path: Path, count: int, dim: int) -> np.ndarray:
         vectors = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError, OverflowError, SyntaxError, tokenize.TokenError) as exc:
         raise IndexFileError(f"{path}: not a readable .npy array ({exc})") from None
-    if vectors.dtype != np.float32 or vectors.shape != (count, dim):
+    if vectors.dtype != np.float32 or vectors.shape != (count, dim) or not vectors.flags.c_contiguous:
         raise IndexFileError(
-            f"{path}: holds {vectors.dtype} of shape {vectors.shape}, not float32 of shape {(count, dim)}"
+            f"{path}: holds {vectors.dtype} of shape {vectors.shape}, "
+            f"not C-ordered float32 of shape {(count, dim)}"
         )
-    return np.array(vectors, dtype=np.float32, order="C")  # a copy: the file is not kept open
+    return vectors
 
 
 def read_payloads(path: Path, count: int) -> tuple[np.ndarray, list[Any]]:
