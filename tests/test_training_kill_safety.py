@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -111,6 +112,10 @@ def test_resume_of_a_folder_that_holds_something_else_is_refused(tmp_path):
     assert (out / "notes.txt").is_file()
 
 
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_exits_cleanly_and_keeps_the_checkpoint(tmp_path, whole_run):
     data, reference = whole_run
@@ -123,6 +128,9 @@ def test_ctrl_c_exits_cleanly_and_keeps_the_checkpoint(tmp_path, whole_run):
         capture_output=True,
         text=True,
         timeout=300,
+        # as from a terminal: a shell starts background jobs with SIGINT ignored, and Python
+        # then keeps it ignored (CI ran this test so, and the interrupt was dropped)
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     assert proc.returncode == 130, proc.stderr[-2000:]  # as the README says
     assert "Interrupted: interrupted during epoch 2" in proc.stderr
