@@ -54,3 +54,8 @@ class IndexFileError(SiameseError):
 
 class Interrupted(SiameseError):
     """The user interrupted the work (Ctrl-C); what was saved is whole (the commands exit 130)."""
+
+
+class EngineError(SiameseError):
+    """A scale-out engine (Ray, ``tf.distribute``) is not installed, cannot be reached, or lost
+    its workers; nothing already saved was changed."""

@@ -21,6 +21,9 @@ The phases (each named where the work reaches it):
 ``swap``           a new index folder complete, about to become the current one
 =================  ==========================================================================
 
+``SIAMESE_KILL_ONCE=PATH`` makes the kill happen once across processes: only in the process
+that creates ``PATH`` first (a restarted worker of an engine then goes past the point).
+
 ``SIAMESE_KILL_SIGNAL=INT`` sends ``SIGINT`` instead (what Ctrl-C sends): the process goes on
 to handle it as it would a user's Ctrl-C at that point.
 
@@ -41,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 ENV = "SIAMESE_KILL_AT"
 SIGNAL_ENV = "SIAMESE_KILL_SIGNAL"
+ONCE_ENV = "SIAMESE_KILL_ONCE"
 PHASES = (
     "run-folder",
     "epoch",
@@ -54,6 +58,12 @@ PHASES = (
 )
 
 _reached: dict[str, int] = {}
+
+
+def hook_environment() -> dict[str, str]:
+    """The hook's variables set in this process, for worker processes an engine starts
+    (a Ray actor does not inherit the driver's environment)."""
+    return {name: os.environ[name] for name in (ENV, SIGNAL_ENV, ONCE_ENV) if name in os.environ}
 
 
 def armed(phase: str) -> bool:
@@ -75,17 +85,28 @@ def kill_point(phase: str) -> None:
     _reached[phase] = _reached.get(phase, 0) + 1
     if _reached[phase] != (int(times) if times else 1):
         return
+    once = os.environ.get(ONCE_ENV)
+    if once:
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return  # another process was killed here already
     if os.environ.get(SIGNAL_ENV, "KILL").upper() == "INT":
         if threading.current_thread() is not threading.main_thread():
             # only the main thread takes Python's signal handlers: an interrupt sent from
             # here would land wherever the main thread happens to be (maybe a finalizer,
             # which swallows it), so the test would not know the fault happened
             raise RuntimeError(f"{ENV}={wanted}: the {phase!r} hook ran off the main thread")
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # a shell starts background jobs with SIGINT ignored, and Python keeps it so
+            raise RuntimeError(
+                f"{ENV}={wanted}: SIGINT is ignored in this process; start it with SIGINT default"
+            )
         logger.warning("%s=%s: interrupting this process", ENV, wanted)
         # raise_signal goes through the installed SIGINT handler like a real Ctrl-C, and
         # handles it before returning, so KeyboardInterrupt is raised here, at this point
         signal.raise_signal(signal.SIGINT)
-        raise RuntimeError(f"{ENV}={wanted}: SIGINT was sent but not raised (handler replaced?)")
+        raise RuntimeError(f"{ENV}={wanted}: SIGINT was sent but not raised (its handler was replaced)")
     logger.warning("%s=%s: killing this process", ENV, wanted)
     logging.shutdown()
     kill = getattr(signal, "SIGKILL", None)

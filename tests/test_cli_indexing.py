@@ -60,6 +60,39 @@ def test_build_query_info(text_run, tmp_path):
     assert manifest["count"] == 3 and manifest["metric"] == "cosine"
 
 
+def test_an_on_disk_build_queries_like_the_in_memory_one_and_info_verifies_it(text_run, tmp_path):
+    run, data = text_run
+    outputs = {}
+    for name, extra in (("memory", []), ("disk", ["--on-disk"])):
+        out = tmp_path / name
+        built = _index(
+            [
+                "build",
+                "--run",
+                str(run),
+                "--input",
+                str(data),
+                "--out",
+                str(out),
+                "--factory",
+                "IVF4,Flat",
+                *extra,
+            ]
+        )
+        assert built.exit_code == 0, built.output
+        query = _index(["query", "--index", str(out), "a man plays the guitar", "-k", "5", "--json"])
+        assert query.exit_code == 0, query.output
+        outputs[name] = json.loads(query.output)  # stdout holds the JSON alone
+    assert outputs["disk"] == outputs["memory"]
+    assert (index_files(tmp_path / "disk") / "lists.ivfdata").is_file()
+    verified = _index(["info", "--index", str(tmp_path / "disk"), "--verify"])
+    assert verified.exit_code == 0 and "verified" in verified.output
+    flat = _index(
+        ["build", "--run", str(run), "--input", str(data), "--out", str(tmp_path / "f"), "--on-disk"]
+    )
+    assert flat.exit_code == 2 and "IVF" in flat.output
+
+
 def test_pairs_file_input_indexes_distinct_sentences(text_run, tmp_path):
     run, data = text_run
     out = tmp_path / "idx"

@@ -577,6 +577,65 @@ def test_recall_at_k_reads_the_stored_vectors_a_block_at_a_time(monkeypatch: pyt
     assert recall_at_k(ivf, queries, 10, nprobe=16) == 1.0
 
 
+def test_an_on_disk_ivf_index_answers_like_the_in_memory_one_and_loads_mapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(2)
+    corpus = rng.normal(size=(3000, DIM)).astype(np.float32)
+    queries = rng.normal(size=(40, DIM)).astype(np.float32)
+    ids = np.arange(3000, dtype=np.int64) * 3 + 5
+    payloads = [f"item {i}" for i in range(3000)]
+    monkeypatch.setattr(siamese.index.faiss_helpers, "SHARD_ROWS", 700)  # 5 shards merged on disk
+    memory = Index.from_vectors(corpus, ids=ids, payloads=payloads, factory="IVF32,Flat")
+    disk = Index.from_vectors(corpus, ids=ids, payloads=payloads, factory="IVF32,Flat", on_disk=True)
+    assert disk.on_disk and not memory.on_disk
+    for nprobe in (1, 8):
+        np.testing.assert_array_equal(
+            disk.search_vectors(queries, 10, nprobe=nprobe)[1],
+            memory.search_vectors(queries, 10, nprobe=nprobe)[1],
+        )
+
+    disk.save(tmp_path / "idx")
+    files = index_files(tmp_path / "idx")
+    assert (files / "lists.ivfdata").is_file()
+    assert "lists.ivfdata" in json.loads((files / "manifest.json").read_text())["files"]
+    mapped_version = set(_entries(tmp_path / "idx"))
+    loaded = Index.load(tmp_path / "idx")  # the lists are found beside index.faiss, in the version folder
+    assert loaded.on_disk and _mapped(loaded.vectors)
+    assert by_vector(loaded, queries, 5, nprobe=8) == by_vector(memory, queries, 5, nprobe=8)
+    assert capfd.readouterr().out == ""  # nothing of FAISS's own printing on stdout
+
+    with pytest.raises(ConfigError, match="on-disk index loaded from a folder"):
+        loaded.add_vectors(corpus[:1], ids=[1])
+    with pytest.raises(ConfigError, match="on-disk index loaded from a folder"):
+        loaded.remove([5])
+    # the loaded index keeps answering after its version is replaced (and removed) by a save
+    Index.from_vectors(corpus[:100], factory="IVF4,Flat", on_disk=True).save(tmp_path / "idx")
+    assert not (mapped_version - {"CURRENT"}) & set(_entries(tmp_path / "idx"))
+    assert by_vector(loaded, queries, 5, nprobe=8) == by_vector(memory, queries, 5, nprobe=8)
+    with pytest.raises(ConfigError, match="IVF"):
+        Index.from_vectors(corpus, factory="HNSW16", on_disk=True)
+
+
+def test_large_files_are_checked_by_size_at_load_and_by_sha256_on_request(
+    tmp_path: Path, vectors: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Index.from_vectors(vectors, factory="IVF4,Flat", on_disk=True).save(tmp_path / "idx")
+    lists = index_files(tmp_path / "idx") / "lists.ivfdata"
+    data = bytearray(lists.read_bytes())
+    data[0] ^= 0xFF  # same size, a vector altered (not an id: the ids are checked against the payloads)
+    lists.write_bytes(bytes(data))
+    with pytest.raises(IndexFileError, match="lists.ivfdata: corrupt"):
+        Index.load(tmp_path / "idx")  # small: hashed at every load
+    monkeypatch.setattr(siamese.index.folder, "HASH_LIMIT", 1000)  # as if it were over the limit
+    assert Index.load(tmp_path / "idx").ntotal == len(vectors)  # checked by size only
+    with pytest.raises(IndexFileError, match="lists.ivfdata: corrupt"):
+        Index.load(tmp_path / "idx", verify=True)
+    lists.write_bytes(bytes(data[:-8]))
+    with pytest.raises(IndexFileError, match="truncated"):
+        Index.load(tmp_path / "idx")
+
+
 # ---------------------------------------------------------------------- bounded requests
 
 

@@ -77,7 +77,7 @@ def test_only_max_pooled_text_towers_need_the_toolkit_to_load(tmp_path):
 
 #: Lines of the README's shell blocks that are not the toolkit's commands (installing, the
 #: test suite itself, the linter): not run here.
-NOT_RUN = ("pip install", "pytest", "SIAMESE_FUZZ=", "SIAMESE_DATA_DIR=", "ruff ")
+NOT_RUN = ("pip install", "pytest", "SIAMESE_FUZZ=", "SIAMESE_DATA_DIR=", "ruff ", "ray start")
 
 
 def shell_commands() -> list[list[str]]:
@@ -116,6 +116,7 @@ def _shoe(path: Path, data_dir: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the commands block trains 10 runs: ~9 minutes on an idle 2-core machine
 @pytest.mark.parametrize("block", [1, 2], ids=["searching", "commands"])
 def test_the_readme_commands_run_as_written(block, tmp_path, data_dir, monkeypatch):
     """Each toolkit command of the README's blocks, in order, on the staged data, with

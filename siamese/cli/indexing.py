@@ -12,7 +12,7 @@ from siamese.cli.common import OneLineGroup, echo_metrics, friendly_errors, setu
 from siamese.datasets.corpus import pair_splits, read_corpus
 from siamese.datasets.records import GRADED
 from siamese.errors import SiameseError
-from siamese.index import Index, recall_at_k
+from siamese.index import Index, build_on_ray, recall_at_k
 from siamese.metrics.retrieval import evaluate_retrieval, pair_queries_of_index
 from siamese.models import load_tower
 
@@ -38,6 +38,9 @@ Examples:
   siamese-index build --run runs/sick --input sick --out idx/sick
   siamese-index build --run runs/sick --input sentences.txt --out idx/mine --factory HNSW32
   siamese-index build --run runs/fmnist --input fashion-mnist --out idx/fmnist --check-recall
+  siamese-index build --run runs/sick --input big.txt --out idx/big --factory IVF1024,Flat --engine ray
+  siamese-index build --run runs/sick --input big.txt --out idx/big --engine ray --address HEAD:6379
+  siamese-index build --run runs/sick --input big.txt --out idx/big --factory IVF4096,Flat --on-disk
 """,
 )
 @click.option(
@@ -71,6 +74,32 @@ Examples:
     "an image dataset's default is its held-out split.",
 )
 @click.option("--check-recall", is_flag=True, help="Measure recall@10 against exact search on a sample.")
+@click.option(
+    "--on-disk",
+    is_flag=True,
+    help="IVF indexes: keep the inverted lists in a file of the index folder, memory-mapped "
+    "when loaded (indexes larger than memory; a loaded one is read-only).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: embed and index in this process. ray: embed in a pool of Ray actors and fill "
+    'index shards in parallel (pip install "siamese[ray]").',
+)
+@click.option(
+    "--address",
+    default=None,
+    help="With --engine ray: the Ray cluster to use (HOST:PORT of its head, or auto); "
+    "default a local Ray on this machine's cores.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --engine ray: embedding actors (default: one per CPU of the cluster).",
+)
 @verbose_option
 @friendly_errors
 def index_build(
@@ -82,23 +111,26 @@ def index_build(
     batch_size: int,
     split: str | None,
     check_recall: bool,
+    on_disk: bool,
+    engine: str,
+    address: str | None,
+    workers: int | None,
     verbose: bool,
 ) -> None:
     """Embed a corpus with a run's tower and save it as an index folder."""
     setup_logging(verbose)
+    if engine != "ray" and (address is not None or workers is not None):
+        raise click.UsageError("--address and --workers apply only with --engine ray")
 
     tower_path = Path(run_dir) / "tower.keras"
     tower = load_tower(tower_path)
     items, payloads = read_corpus(input_spec, tower, split=split)
-    built = Index.build(
-        tower,
-        items,
-        payloads=payloads,
-        factory=factory,
-        metric=metric,
-        batch_size=batch_size,
-        tower_path=tower_path,
-    )
+    options = {"payloads": payloads, "factory": factory, "metric": metric, "batch_size": batch_size}
+    options["on_disk"] = on_disk
+    if engine == "ray":
+        built = build_on_ray(tower_path, items, address=address, workers=workers, **options)
+    else:
+        built = Index.build(tower, items, tower_path=tower_path, **options)
     built.save(out_dir)
     click.echo(f"index {out_dir}: {built.ntotal} items, dimension {built.dim}, {factory}, {metric}")
     if check_recall:
@@ -155,12 +187,27 @@ def index_query(
         click.echo(f"{rank:>3}  {hit.score:8.4f}  {hit.id:>8}  {hit.payload}")
 
 
-@index.command("info", epilog="\b\nExample:\n  siamese-index info --index idx/sick\n")
+@index.command(
+    "info",
+    epilog="""\b
+Examples:
+  siamese-index info --index idx/sick
+  siamese-index info --index idx/big --verify
+""",
+)
 @click.option("--index", "index_dir", type=click.Path(exists=True, file_okay=False), required=True)
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check the sha256 of every file, also of files over 1 GiB (checked by size at each load).",
+)
 @friendly_errors
-def index_info(index_dir: str) -> None:
+def index_info(index_dir: str, verify: bool) -> None:
     """Print an index folder's manifest (dimension, metric, factory, count, tower)."""
-    click.echo(json.dumps(Index.load(index_dir, check_tower=False).info(), indent=2))
+    loaded = Index.load(index_dir, check_tower=False, verify=verify)
+    click.echo(json.dumps(loaded.info(), indent=2))
+    if verify:
+        click.echo(f"verified: every file of {index_dir} matches its sha256 in the manifest", err=True)
 
 
 @index.command(

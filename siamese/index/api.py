@@ -18,8 +18,11 @@ import datetime
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -111,6 +114,7 @@ class Index:
         self._payloads: list[Any] = []
         self._lookup: RowLookup | None = None  # id -> row, made on the first need
         self._params: dict[tuple[int | None, int | None], list[Any] | None] = {}
+        self._lists_folder: Path | None = None  # the private folder of a built on-disk index's lists
         self._id_map: np.ndarray | None = None  # FAISS's row -> id map, copied on the first search
         self._tower: keras.Model | None = None
         self._tower_path: Path | None = None
@@ -137,6 +141,7 @@ class Index:
         tower_path: str | os.PathLike[str] | None = None,
         progress: bool = True,
         vectors_in_memory: bool = False,
+        on_disk: bool = False,
     ) -> Index:
         """Embed a corpus with a tower and index it.
 
@@ -160,6 +165,9 @@ class Index:
             vectors_in_memory: Keep the index's exact copy of the vectors in RAM; by default
                 it is a memory-mapped file (:mod:`siamese.index.stored_vectors`), so the
                 index holds about what FAISS holds.
+            on_disk: Keep an IVF index's inverted lists in a file, memory-mapped, rather
+                than in RAM (for indexes larger than memory; IVF factories only). A saved
+                on-disk index loads read-only: rebuild it to change it.
 
         Returns:
             The filled index.
@@ -182,8 +190,10 @@ class Index:
                 train_sample=train_sample,
                 seed=seed,
                 vectors_in_memory=vectors_in_memory,
+                on_disk=on_disk,
             )
-        sha256 = None if tower_path is None else checksum(Path(tower_path), ConfigError)
+        if tower_path is not None:
+            checksum(Path(tower_path), ConfigError)  # a missing file is reported before the work
         items = encode.item_list(items)
         if len(items) == 0:
             raise ConfigError("empty corpus: there are no items to index")
@@ -197,11 +207,12 @@ class Index:
             train_sample=train_sample,
             seed=seed,
             vectors_in_memory=vectors_in_memory,
+            on_disk=on_disk,
         )
         index._tower = tower
-        index._tower_sha256 = sha256
-        index._tower_path = None if tower_path is None else Path(os.path.abspath(tower_path))
-        if tower_path is None:
+        if tower_path is not None:
+            index.attach_tower(tower, tower_path)
+        else:
             logger.debug("no tower_path given: a loaded copy of this index will need tower= to embed queries")
         return index
 
@@ -217,6 +228,7 @@ class Index:
         train_sample: int = 100_000,
         seed: int = 0,
         vectors_in_memory: bool = False,
+        on_disk: bool = False,
     ) -> Index:
         """Index precomputed vectors (no tower: queries must be vectors too).
 
@@ -229,10 +241,21 @@ class Index:
             train_sample: At most this many vectors (a seeded sample) train IVF/PQ indexes.
             seed: Seed of that sample.
             vectors_in_memory: See :meth:`build`.
+            on_disk: See :meth:`build`.
 
         Raises:
             ConfigError: See :meth:`build`.
         """
+        if on_disk:
+            return cls._on_disk_from_vectors(
+                vectors,
+                ids=ids,
+                payloads=payloads,
+                factory=factory,
+                metric=metric,
+                train_sample=train_sample,
+                seed=seed,
+            )
         if metric not in METRICS:
             raise ConfigError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
         array = np.asarray(vectors)
@@ -252,6 +275,97 @@ class Index:
         index._add_prepared(prepared, ids, payloads)
         logger.debug("indexed %d vectors of dimension %d (%s, %s)", len(prepared), index.dim, factory, metric)
         return index
+
+    @classmethod
+    def _on_disk_from_vectors(
+        cls,
+        vectors: np.ndarray,
+        *,
+        ids: Sequence[int] | np.ndarray | None,
+        payloads: Sequence[Any] | None,
+        factory: str,
+        metric: str,
+        train_sample: int,
+        seed: int,
+    ) -> Index:
+        """:meth:`from_vectors` for an index larger than memory: the vectors are checked and
+        prepared a block at a time into the vector file, the index trained on its sample,
+        and filled shard by shard into lists on disk (:func:`faiss_helpers.merge_on_disk`)."""
+        if metric not in METRICS:
+            raise ConfigError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        array = vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors)
+        if array.ndim != 2 or len(array) == 0:
+            raise ConfigError(
+                f"vectors of shape {array.shape} do not fit: expected a non-empty (n, dim) array"
+            )
+        n, dim = array.shape
+        empty = faiss_helpers.new_faiss_index(dim, factory, metric)
+        if faiss.try_extract_index_ivf(empty) is None:
+            raise ConfigError(f"on-disk lists are for IVF indexes; {factory!r} has no IVF lists")
+        ids = checked_ids(ids, n)
+        payloads = checked_payloads(payloads, n)
+        stored = StoredVectors(dim)
+        for start in range(0, n, EXACT_BLOCK):
+            block = _as_vectors("vectors", array[start : start + EXACT_BLOCK], dim)
+            stored.append(faiss_helpers.prepare(block, metric))
+        faiss_helpers.train(empty, factory, stored.array, train_sample=train_sample, seed=seed)
+        folder = Path(tempfile.mkdtemp(prefix="siamese-lists-"))
+        try:
+            filled = faiss_helpers.merge_on_disk(
+                empty, _filled_shards(empty, stored.array, ids), folder / faiss_helpers.LISTS_FILE
+            )
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        index = cls.assemble(
+            filled, stored, ids=ids, payloads=payloads, metric=metric, factory=factory, lists_folder=folder
+        )
+        logger.debug("indexed %d vectors of dimension %d on disk (%s, %s)", n, dim, factory, metric)
+        return index
+
+    @classmethod
+    def assemble(
+        cls,
+        faiss_index: faiss.Index,
+        vectors: StoredVectors,
+        *,
+        ids: np.ndarray,
+        payloads: list[Any],
+        metric: str,
+        factory: str,
+        lists_folder: Path | None = None,
+    ) -> Index:
+        """An index from parts an engine built elsewhere (:mod:`siamese.index.ray_build`):
+        a filled FAISS index, its vectors as FAISS received them, in row order, and the
+        rows' ids and payloads (as :func:`checked_ids` and :func:`checked_payloads` give).
+        ``lists_folder``: the private folder holding an on-disk index's lists file, which
+        the index then owns (removed when the index is).
+
+        Raises:
+            ConfigError: The parts disagree (counts, dimension, or the FAISS index's ids).
+        """
+        n = len(vectors)
+        if faiss_index.ntotal != n or faiss_index.d != vectors.dim or len(ids) != n or len(payloads) != n:
+            raise ConfigError(
+                f"index parts disagree: FAISS holds {faiss_index.ntotal} of dimension {faiss_index.d}, "
+                f"{n} vectors of dimension {vectors.dim}, {len(ids)} ids, {len(payloads)} payloads"
+            )
+        stored = faiss_helpers.faiss_ids(faiss_index)
+        if stored is None or not np.array_equal(np.sort(stored), np.sort(ids)):
+            raise ConfigError("index parts disagree: the FAISS index does not hold exactly the given ids")
+        index = cls(faiss_index, dim=vectors.dim, metric=metric, factory=factory)
+        index._vectors, index._ids, index._payloads = vectors, ids, payloads
+        if lists_folder is not None:
+            index._lists_folder = lists_folder
+            weakref.finalize(index, shutil.rmtree, lists_folder, True)
+        return index
+
+    def attach_tower(self, tower: keras.Model, tower_path: str | os.PathLike[str]) -> None:
+        """Record the tower that embedded the index (and embeds its queries), with its file's
+        sha256, as :meth:`build` does."""
+        self._tower = tower
+        self._tower_sha256 = checksum(Path(tower_path), ConfigError)
+        self._tower_path = Path(os.path.abspath(tower_path))
 
     # ------------------------------------------------------------------ changing
 
@@ -302,33 +416,35 @@ class Index:
     def _add_prepared(
         self, vectors: np.ndarray, ids: Sequence[int] | np.ndarray | None, payloads: Sequence[Any] | None
     ) -> None:
+        self._check_changeable("add to")
         n = len(vectors)
-        if ids is None:  # new, so unique and not in the index
-            start = int(self._ids.max()) + 1 if len(self._ids) else 0
-            ids = np.arange(start, start + n, dtype=np.int64)
-        else:
-            ids = _as_ids(ids)
-            if len(ids) != n:
-                raise ConfigError(f"got {len(ids)} ids for {n} items")
-            unique, counts = np.unique(ids, return_counts=True)
-            if len(unique) != n:
-                raise ConfigError(f"duplicate ids: {unique[counts > 1][:10].tolist()}")
+        start = int(self._ids.max()) + 1 if len(self._ids) else 0
+        ids = checked_ids(ids, n, start=start)
+        if len(ids) and int(ids.min()) < start:  # every id in the index is below start
             clash = ids[self._rows_of(ids) >= 0]
             if len(clash):
                 raise ConfigError(f"ids already in the index: {clash[:10].tolist()} ({len(clash)} in all)")
-        if payloads is None:
-            payloads = [None] * n
-        else:
-            payloads = list(payloads)
-            if len(payloads) != n:
-                raise ConfigError(f"got {len(payloads)} payloads for {n} items")
-            payloads = [_json_payload(p, i) for i, p in enumerate(payloads)]
-        self._faiss.add_with_ids(vectors, ids)
+        payloads = checked_payloads(payloads, n)
+        with faiss_helpers.quiet_stdout() if self.on_disk else contextlib.nullcontext():
+            self._faiss.add_with_ids(vectors, ids)
         self._id_map = None
         self._lookup = None
         self._ids = np.concatenate([self._ids, ids])
         self._vectors.append(vectors)
         self._payloads.extend(payloads)
+
+    def _check_changeable(self, what: str) -> None:
+        """Refuse to change an on-disk index whose lists are those of a saved folder."""
+        if self._lists_folder is None and faiss_helpers.on_disk_lists(self._faiss) is not None:
+            raise ConfigError(
+                f"cannot {what} an on-disk index loaded from a folder (its lists are the saved "
+                "files, read-only): rebuild it with the changes instead"
+            )
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the index's inverted lists live in a file (see :meth:`build`)."""
+        return faiss_helpers.on_disk_lists(self._faiss) is not None
 
     def _rows_of(self, ids: np.ndarray) -> np.ndarray:
         """The row of each id, -1 for an id not in the index."""
@@ -348,6 +464,7 @@ class Index:
         Raises:
             ConfigError: The index type cannot remove ids (HNSW, and a few others): rebuild it.
         """
+        self._check_changeable("remove from")
         wanted = np.unique(_as_ids(ids))
         present = wanted[self._rows_of(wanted) >= 0]
         if isinstance(faiss_helpers.core_index(self._faiss), faiss.IndexHNSW):
@@ -486,10 +603,7 @@ class Index:
 
     def _prepared(self, vectors: np.ndarray) -> np.ndarray:
         """The vectors as FAISS gets them: L2-normalised for cosine."""
-        if self._metric != "cosine":
-            return vectors
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.ascontiguousarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+        return faiss_helpers.prepare(vectors, self._metric)
 
     # ------------------------------------------------------------------ describing
 
@@ -605,6 +719,7 @@ class Index:
         tower: keras.Model | str | os.PathLike[str] | None = None,
         check_tower: bool = True,
         vectors_in_memory: bool = False,
+        verify: bool = False,
     ) -> Index:
         """Open a saved index folder, checking every file against the manifest.
 
@@ -617,6 +732,8 @@ class Index:
                 missing tower then just leaves the index vector-only).
             vectors_in_memory: Read the exact vectors into RAM; by default ``vectors.npy``
                 is memory-mapped.
+            verify: Check the sha256 of every file, also of those larger than
+                :data:`siamese.index.folder.HASH_LIMIT` (checked by size otherwise).
 
         Raises:
             IndexFileError: The folder or a file is missing, truncated or corrupt, the
@@ -630,7 +747,12 @@ class Index:
                     if folder is None:
                         raise IndexFileError(f"no index folder at {path}")
                     return cls._load_from(
-                        folder, path, tower=tower, check_tower=check_tower, in_memory=vectors_in_memory
+                        folder,
+                        path,
+                        tower=tower,
+                        check_tower=check_tower,
+                        in_memory=vectors_in_memory,
+                        verify=verify,
                     )
             except VersionError as exc:
                 raise IndexFileError(str(exc)) from None
@@ -652,9 +774,10 @@ class Index:
         tower: keras.Model | str | os.PathLike[str] | None,
         check_tower: bool,
         in_memory: bool,
+        verify: bool,
     ) -> Index:
         """Read one index folder (``canonical`` is where it is meant to live)."""
-        contents = read_folder(folder)
+        contents = read_folder(folder, verify=verify)
         manifest = contents.manifest
         index = cls(
             contents.faiss_index,
@@ -731,6 +854,15 @@ def _exact_rows(vectors: np.ndarray, queries: np.ndarray, k: int, metric: int) -
     return best.I
 
 
+def _filled_shards(empty: faiss.Index, vectors: np.ndarray, ids: np.ndarray) -> Iterator[faiss.Index]:
+    """Copies of the trained empty index, each filled with the next shard of rows."""
+    for start in range(0, len(vectors), faiss_helpers.SHARD_ROWS):
+        rows = slice(start, start + faiss_helpers.SHARD_ROWS)
+        shard = faiss.clone_index(empty)
+        shard.add_with_ids(np.ascontiguousarray(vectors[rows]), ids[rows])
+        yield shard
+
+
 class RowLookup:
     """Rows of ids, vectorised: the identity when the ids are ``0..n-1`` in order (the
     default), else a binary search over the sorted ids (two ``int64`` arrays, not a dict of
@@ -793,6 +925,38 @@ def _as_ids(values: Any) -> np.ndarray:
     if array.size and int(array.min()) < 0:
         raise ConfigError(f"ids must be non-negative (-1 means 'no result' in FAISS); got {int(array.min())}")
     return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def checked_ids(ids: Sequence[int] | np.ndarray | None, n: int, *, start: int = 0) -> np.ndarray:
+    """``n`` ids as ``int64``: given ones checked (integers, non-negative, unique), or by
+    default ``start, start + 1, ...``.
+
+    Raises:
+        ConfigError: Not integers, negative, repeated, or not ``n`` of them.
+    """
+    if ids is None:  # new, so unique
+        return np.arange(start, start + n, dtype=np.int64)
+    ids = _as_ids(ids)
+    if len(ids) != n:
+        raise ConfigError(f"got {len(ids)} ids for {n} items")
+    unique, counts = np.unique(ids, return_counts=True)
+    if len(unique) != n:
+        raise ConfigError(f"duplicate ids: {unique[counts > 1][:10].tolist()}")
+    return ids
+
+
+def checked_payloads(payloads: Sequence[Any] | None, n: int) -> list[Any]:
+    """``n`` payloads as they read back from JSON (default ``None`` each).
+
+    Raises:
+        ConfigError: Not ``n`` of them, or one that JSON cannot hold.
+    """
+    if payloads is None:
+        return [None] * n
+    payloads = list(payloads)
+    if len(payloads) != n:
+        raise ConfigError(f"got {len(payloads)} payloads for {n} items")
+    return [_json_payload(p, i) for i, p in enumerate(payloads)]
 
 
 def _json_payload(payload: Any, position: int) -> Any:

@@ -4,8 +4,15 @@ the id map, per-query search parameters, and FAISS's errors as one readable line
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import math
+import os
 import re
+import shutil
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -48,6 +55,14 @@ def _factory_problem(factory: str, dim: int, metric: str, exc: RuntimeError) -> 
     if "subquantizers" in message and pq:
         return f"factory {factory!r}: PQ m={pq.group(1)} must divide the dimension {dim}"
     return f"FAISS factory string {factory!r} fails with dimension {dim}, metric {metric!r}: {message}"
+
+
+def prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
+    """Vectors as FAISS gets them: L2-normalised for ``"cosine"``, as they are otherwise."""
+    if metric != "cosine":
+        return vectors
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
 
 
 def faiss_message(exc: BaseException) -> str:
@@ -186,3 +201,102 @@ def train(index: faiss.Index, factory: str, vectors: np.ndarray, *, train_sample
         raise ConfigError(
             f"cannot train {factory!r} on {len(sample)} vectors: {faiss_message(exc)}"
         ) from None
+
+
+# ---------------------------------------------------------------------- inverted lists on disk
+
+#: At most this many rows are added to one shard of an index filled shard by shard.
+SHARD_ROWS = 1_000_000
+#: The file of an on-disk index's inverted lists, beside ``index.faiss`` in its folder.
+LISTS_FILE = "lists.ivfdata"
+#: Flags of every ``read_index`` of a saved index: an on-disk index's lists are found in the
+#: folder of its ``index.faiss`` (not at the path recorded when it was written), mapped
+#: read-only; other indexes ignore them.
+READ_FLAGS = faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY
+
+
+def on_disk_lists(index: faiss.Index) -> Any:
+    """The ``OnDiskInvertedLists`` of an IVF index whose lists live in a file, else None."""
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is None:
+        return None
+    lists = faiss.downcast_InvertedLists(ivf.invlists)
+    return lists if isinstance(lists, faiss.OnDiskInvertedLists) else None
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Drop what FAISS's C++ code prints on stdout meanwhile (its on-disk lists announce
+    every resize and every path they update there, which would mix with a command's output)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).fflush(None)  # what C buffered goes to /dev/null too
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def read_index(path: Path) -> faiss.Index:
+    """``faiss.read_index`` of a saved index (with :data:`READ_FLAGS`)."""
+    with quiet_stdout():
+        return faiss.read_index(str(path), READ_FLAGS)
+
+
+def merge_on_disk(empty: faiss.Index, shards: Iterable[faiss.Index], data_path: Path) -> faiss.Index:
+    """A copy of the trained, empty IVF index ``empty`` holding every filled shard (copies of
+    ``empty`` with rows added), in shard order, its inverted lists written to ``data_path``.
+
+    Each shard is written to a file beside ``data_path`` as it comes, so only one shard is
+    in memory at a time; the files are mapped, merged into the lists file by FAISS
+    (``OnDiskInvertedLists.merge_from_multiple``) and removed.
+    """
+    folder = data_path.parent
+    files: list[Path] = []
+    try:
+        for number, shard in enumerate(shards):
+            files.append(folder / f".shard-{number}.faiss")
+            faiss.write_index(shard, str(files[-1]))
+            del shard
+        readers = [faiss.read_index(str(f), faiss.IO_FLAG_MMAP) for f in files]
+        parts = faiss.InvertedListsPtrVector()
+        for reader in readers:
+            parts.push_back(faiss.extract_index_ivf(reader).invlists)
+        index = faiss.clone_index(empty)
+        ivf = faiss.extract_index_ivf(index)
+        lists = faiss.OnDiskInvertedLists(ivf.nlist, ivf.code_size, str(data_path))
+        with quiet_stdout():
+            total = lists.merge_from_multiple(parts.data(), parts.size(), False)
+        ivf.replace_invlists(lists, True)
+        lists.this.disown()  # the index owns it now
+        ivf.ntotal = index.ntotal = total
+        del readers, parts
+    finally:
+        for f in files:
+            f.unlink(missing_ok=True)
+    return index
+
+
+def write_index(index: faiss.Index, path: Path) -> list[str]:
+    """``faiss.write_index``, plus the lists file of an on-disk index copied beside it.
+
+    Returns:
+        The names of the files written into ``path``'s folder besides ``path`` itself.
+    """
+    lists = on_disk_lists(index)
+    if lists is None:
+        faiss.write_index(index, str(path))
+        return []
+    copy = path.parent / LISTS_FILE
+    shutil.copyfile(lists.filename, copy)
+    recorded = lists.filename
+    lists.filename = str(copy)  # what the index file records (found again by READ_FLAGS)
+    try:
+        faiss.write_index(index, str(path))
+    finally:
+        lists.filename = recorded
+    return [LISTS_FILE]

@@ -9,6 +9,8 @@ An index folder holds:
   exact vectors back, and exact vectors are what :func:`siamese.index.recall_at_k` compares
   against and what a rebuild with another factory string needs without re-embedding. A
   loaded index maps this file rather than reading it (:mod:`siamese.index.stored_vectors`);
+- ``lists.ivfdata`` (an on-disk IVF index only): its inverted lists, memory-mapped when the
+  index is loaded (``index.faiss`` names this file; FAISS finds it beside ``index.faiss``);
 - ``manifest.json``: format version, dimension, metric, factory string, count, the tower's
   path (relative to the index folder) and sha256, toolkit version, creation time, and the
   size and sha256 of every other file.
@@ -17,11 +19,15 @@ An index folder holds:
 folder's new version with :func:`siamese.io.atomic_folder`: the index folder holds
 ``CURRENT``, naming the current version, and the version folders ``v-*`` holding the files
 above; see :mod:`siamese.io`); :func:`read_folder` reads one back, refusing any file that
-is missing, truncated, altered or inconsistent with the others.
+is missing, truncated, altered or inconsistent with the others. A file larger than
+:data:`HASH_LIMIT` is checked by size at each load, and by its sha256 only on request
+(``verify=True``, ``siamese-index info --verify``): hashing a file larger than memory at every
+load would read it all from disk each time.
 """
 
 from __future__ import annotations
 
+import array
 import json
 import tokenize
 from collections.abc import Callable, Sequence
@@ -34,7 +40,7 @@ import numpy as np
 
 from siamese.errors import IndexFileError
 from siamese.faults import kill_point
-from siamese.index.faiss_helpers import METRICS, faiss_ids, faiss_message
+from siamese.index.faiss_helpers import LISTS_FILE, METRICS, faiss_ids, faiss_message, read_index, write_index
 from siamese.io import checksum, file_record
 
 FORMAT_VERSION = 1
@@ -43,6 +49,8 @@ PAYLOADS_FILE = "payloads.jsonl"
 VECTORS_FILE = "vectors.npy"
 MANIFEST_FILE = "manifest.json"
 DATA_FILES = (INDEX_FILE, PAYLOADS_FILE, VECTORS_FILE)
+#: Files up to this size are hashed at every load; larger ones only when asked to.
+HASH_LIMIT = 1 << 30
 
 MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
     "format_version": (int,),
@@ -90,14 +98,14 @@ def write_folder(
     Returns:
         The files' records.
     """
-    faiss.write_index(faiss_index, str(folder / INDEX_FILE))
+    extra = write_index(faiss_index, folder / INDEX_FILE)
     kill_point("faiss-write")
     with open(folder / VECTORS_FILE, "wb") as f:
         write_vectors(f)
     with open(folder / PAYLOADS_FILE, "w", encoding="utf-8", newline="\n") as f:
         for i, payload in zip(ids, payloads, strict=True):
             f.write(json.dumps({"id": int(i), "payload": payload}, ensure_ascii=False) + "\n")
-    files = {name: file_record(folder / name) for name in DATA_FILES}
+    files = {name: file_record(folder / name) for name in (*DATA_FILES, *extra)}
     with open(folder / MANIFEST_FILE, "w", encoding="utf-8") as f:
         json.dump(manifest(files), f, indent=2)
         f.write("\n")
@@ -105,15 +113,16 @@ def write_folder(
     return files
 
 
-def read_folder(folder: Path) -> FolderContents:
-    """Read an index folder, checking every file against the manifest and each other.
+def read_folder(folder: Path, *, verify: bool = False) -> FolderContents:
+    """Read an index folder, checking every file against the manifest and each other
+    (``verify``: the sha256 of every file, however large; see the module docstring).
 
     Raises:
         IndexFileError: A file is missing, truncated, corrupt or inconsistent.
     """
     manifest = read_manifest(folder / MANIFEST_FILE)
-    for name in DATA_FILES:
-        verify_file(folder / name, manifest["files"].get(name))
+    for name in data_files(manifest):
+        verify_file(folder / name, manifest["files"].get(name), hash_it=verify)
     count, dim = manifest["count"], manifest["dimension"]
     faiss_index = read_faiss(folder / INDEX_FILE, count, dim)
     vectors = read_vectors(folder / VECTORS_FILE, count, dim)
@@ -145,7 +154,14 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def verify_file(path: Path, record: Any) -> None:
+def data_files(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The data files an index folder must hold: the lists file too where the manifest lists it."""
+    return (*DATA_FILES, LISTS_FILE) if LISTS_FILE in manifest["files"] else DATA_FILES
+
+
+def verify_file(path: Path, record: Any, *, hash_it: bool = False) -> None:
+    """Check a file against its manifest record: its size always, its sha256 when it is at
+    most :data:`HASH_LIMIT` bytes or ``hash_it``."""
     if (
         not isinstance(record, dict)
         or not isinstance(record.get("bytes"), int)
@@ -157,13 +173,13 @@ def verify_file(path: Path, record: Any) -> None:
     size = path.stat().st_size
     if size != record["bytes"]:
         raise IndexFileError(f"{path}: {size} bytes, the manifest says {record['bytes']} (truncated?)")
-    if checksum(path, IndexFileError) != record["sha256"]:
+    if (hash_it or size <= HASH_LIMIT) and checksum(path, IndexFileError) != record["sha256"]:
         raise IndexFileError(f"{path}: corrupt (sha256 differs from the manifest)")
 
 
 def read_faiss(path: Path, count: int, dim: int) -> faiss.Index:
     try:
-        index = faiss.read_index(str(path))
+        index = read_index(path)
     except (RuntimeError, MemoryError) as exc:  # MemoryError: a damaged size asked for too much
         raise IndexFileError(f"{path}: not a readable FAISS index ({faiss_message(exc)})") from None
     if index.ntotal != count or index.d != dim:
@@ -176,8 +192,21 @@ def read_faiss(path: Path, count: int, dim: int) -> faiss.Index:
 def check_faiss_ids(path: Path, index: faiss.Index, ids: np.ndarray) -> None:
     """Refuse a FAISS index whose ids are not exactly those of ``payloads.jsonl``."""
     stored = faiss_ids(index)
-    if stored is None or not np.array_equal(np.sort(stored), np.sort(ids)):
+    if stored is None or len(stored) != len(ids) or not _same_ids(stored, ids):
         raise IndexFileError(f"{path}: its ids are not the ids listed in {PAYLOADS_FILE}")
+
+
+def _same_ids(stored: np.ndarray, ids: np.ndarray) -> bool:
+    """Whether two arrays of distinct ids (``ids`` checked distinct) hold the same ids."""
+    n = len(ids)
+    if n and 0 <= int(ids.min()) and int(ids.max()) < n:  # ids is a permutation of 0..n-1
+        if int(stored.min()) < 0 or int(stored.max()) >= n:
+            return False
+        seen = np.zeros(n, dtype=bool)
+        seen[stored] = True
+        return bool(seen.all())  # n stored ids covering every slot: the same set
+    stored.sort()
+    return bool(np.array_equal(stored, np.sort(ids)))
 
 
 def read_vectors(path: Path, count: int, dim: int) -> np.memmap:
@@ -198,7 +227,7 @@ def read_vectors(path: Path, count: int, dim: int) -> np.memmap:
 
 
 def read_payloads(path: Path, count: int) -> tuple[np.ndarray, list[Any]]:
-    ids: list[int] = []
+    ids = array.array("q")  # 8 bytes an id (a list would hold a Python int object for each)
     payloads: list[Any] = []
     try:
         with open(path, encoding="utf-8") as f:
@@ -219,6 +248,18 @@ def read_payloads(path: Path, count: int) -> tuple[np.ndarray, list[Any]]:
         raise IndexFileError(f"{path}: unreadable ({exc})") from None
     if len(ids) != count:
         raise IndexFileError(f"{path}: {len(ids)} lines but the manifest says {count} items")
-    if len(set(ids)) != len(ids):
+    as_array = np.frombuffer(ids, dtype=np.int64) if len(ids) else np.zeros(0, dtype=np.int64)
+    if not _distinct(as_array):
         raise IndexFileError(f"{path}: repeated ids")
-    return np.asarray(ids, dtype=np.int64).reshape(-1), payloads
+    return as_array, payloads
+
+
+def _distinct(ids: np.ndarray) -> bool:
+    """Whether no id repeats: a bitmap for ids below their count (the default ids), else a sort."""
+    if len(ids) == 0:
+        return True
+    if 0 <= int(ids.min()) and int(ids.max()) < len(ids):
+        seen = np.zeros(len(ids), dtype=bool)
+        seen[ids] = True
+        return bool(seen.all())  # n ids in [0, n): distinct exactly when every slot is hit
+    return bool(np.all(np.diff(np.sort(ids)) != 0))

@@ -1,0 +1,318 @@
+"""On-disk IVF index: searched by a process whose memory is capped below the index's size.
+
+Run:  python benchmarks/ondisk.py [--n 8000000] [--limit-mb 768]
+
+1. ``--n`` float32 vectors of dimension 64 around 1,000 Gaussian centres (the recipe of
+   ``index.py``'s synthetic set, generated a block at a time into a ``.npy`` file that is
+   mapped, never held whole), and 1,000 queries drawn alike.
+2. ``Index.from_vectors(..., factory=IVF4096,Flat, metric=l2, on_disk=True)`` builds the
+   index (its inverted lists merged shard by shard into ``lists.ivfdata``) and saves it.
+3. The exact 10 nearest neighbours of the queries, by brute force over the mapped vectors.
+4. A fresh process joins a new memory cgroup (cgroup v1 ``memory.limit_in_bytes`` =
+   ``--limit-mb``; no swap on this machine) and, after the page cache of the index's files
+   was dropped (``posix_fadvise(DONTNEED)``), loads the index with ``Index.load`` and searches
+   it: one batched call of all the queries, then ``--single`` one-query calls, for each
+   ``nprobe``. It reports recall@10, queries/s, its anonymous and file-backed resident memory
+   and the cgroup's peak usage and failure count. Where no cgroup can be made, the same
+   process runs without one and the table says so (its anonymous RSS is the figure then).
+5. For comparison, the same index loaded into RAM (``faiss.read_index`` of the lists into an
+   ordinary IVF) and searched in this process, without a limit.
+
+Writes ``benchmarks/results/ondisk.md``. Needs about 5 × (n × 256 bytes) of free disk in
+``--work`` (the input, the spill, the lists, the saved vectors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import common
+import numpy as np
+
+NAME = "ondisk"
+TITLE = "On-disk IVF index searched under a memory cap"
+DIM = 64
+CLUSTERS = 1000
+SIGMA = 1.0
+FACTORY = "IVF4096,Flat"
+NPROBES = (8, 32)
+BLOCK = 500_000
+CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
+
+
+def make_vectors(path: Path, n: int, seed: int) -> np.ndarray:
+    """The base set, written a block at a time into a ``.npy`` file; returned mapped."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, DIM))
+    for start in range(0, n, BLOCK):
+        rows = min(BLOCK, n - start)
+        out[start : start + rows] = centres[rng.integers(0, CLUSTERS, rows)] + rng.normal(
+            scale=SIGMA, size=(rows, DIM)
+        ).astype(np.float32)
+    out.flush()
+    del out
+    queries = centres[rng.integers(0, CLUSTERS, 1000)] + rng.normal(scale=SIGMA, size=(1000, DIM)).astype(
+        np.float32
+    )
+    np.save(path.with_name("queries.npy"), queries.astype(np.float32))
+    return np.load(path, mmap_mode="r")
+
+
+def exact_neighbours(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    import faiss
+
+    heap = faiss.ResultHeap(len(queries), k)
+    for start in range(0, len(base), BLOCK):
+        block = np.ascontiguousarray(base[start : start + BLOCK])
+        distances, rows = faiss.knn(queries, block, k)
+        heap.add_result(distances, rows + start)
+    heap.finalize()
+    return heap.I
+
+
+def drop_cache(folder: Path) -> None:
+    """Evict the folder's files from the page cache (clean pages; no privilege needed)."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def make_cgroup(limit_mb: int) -> Path | None:
+    """A fresh memory cgroup capped at ``limit_mb``, or None where none can be made."""
+    group = CGROUP_ROOT / f"siamese-ondisk-{os.getpid()}"
+    try:
+        group.mkdir()
+        (group / "memory.limit_in_bytes").write_text(str(limit_mb * 1024 * 1024))
+        swap = group / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            swap.write_text(str(limit_mb * 1024 * 1024))
+    except OSError as exc:
+        common.echo(f"no cgroup ({exc}); the search process runs uncapped")
+        if group.exists():
+            group.rmdir()
+        return None
+    return group
+
+
+CHILD = r"""
+import json, os, sys, time
+import numpy as np
+group = sys.argv[1]
+if group != "-":
+    with open(os.path.join(group, "cgroup.procs"), "w") as f:  # join before any work
+        f.write(str(os.getpid()))
+from siamese import metrics
+from siamese.index import Index
+
+def status():
+    out = {}
+    for line in open("/proc/self/status"):
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+folder, k, single = sys.argv[2], 10, int(sys.argv[5])
+queries = np.load(sys.argv[3])
+truth = np.load(sys.argv[4])
+before = status()
+t0 = time.perf_counter()
+index = Index.load(folder)
+load_s = time.perf_counter() - t0
+after_load = status()
+results = []
+for nprobe in [int(x) for x in sys.argv[6].split(",")]:
+    t0 = time.perf_counter()
+    _, ids = index.search_vectors(queries, k, nprobe=nprobe)
+    batched = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for q in queries[:single]:
+        index.search_vectors(q, k, nprobe=nprobe)
+    single_s = time.perf_counter() - t0
+    results.append({"nprobe": nprobe, "recall": float(metrics.recall_at_k(ids, truth, k)),
+                    "batched_qps": len(queries) / batched, "single_qps": single / single_s})
+print(json.dumps({"on_disk": index.on_disk, "count": index.ntotal, "load_s": load_s, "before": before,
+                  "after_load": after_load, "end": status(), "results": results}))
+"""
+
+
+def in_memory_figures(folder: Path, queries: np.ndarray, truth: np.ndarray, single: int) -> list[dict]:
+    """The same lists read into RAM (an ordinary IVF index), searched in this process."""
+    import faiss
+
+    from siamese import metrics
+    from siamese.index.faiss_helpers import read_index
+    from siamese.io import current_version
+
+    index = read_index(current_version(folder) / "index.faiss")
+    memory = faiss.extract_index_ivf(index)
+    lists = faiss.ArrayInvertedLists(memory.nlist, memory.code_size)
+    for i in range(memory.nlist):
+        size = memory.invlists.list_size(i)
+        if size:
+            lists.add_entries(i, size, memory.invlists.get_ids(i), memory.invlists.get_codes(i))
+    memory.replace_invlists(lists, True)
+    lists.this.disown()
+    figures = []
+    for nprobe in NPROBES:
+        params = faiss.SearchParametersIVF(nprobe=nprobe)
+        t0 = time.perf_counter()
+        _, ids = index.search(queries, 10, params=params)
+        batched = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for q in queries[:single]:
+            index.search(q[None], 10, params=params)
+        single_s = time.perf_counter() - t0
+        figures.append(
+            {
+                "nprobe": nprobe,
+                "recall": float(metrics.recall_at_k(ids, truth, 10)),
+                "batched_qps": len(queries) / batched,
+                "single_qps": single / single_s,
+            }
+        )
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__, NAME)
+    parser.add_argument("--n", type=int, default=8_000_000, help="base vectors")
+    parser.add_argument("--limit-mb", type=int, default=768, help="the search process's memory cap")
+    parser.add_argument("--single", type=int, default=200, help="one-query searches per nprobe")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/siamese-ondisk-bench"), help="scratch folder")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    run = common.invocation(NAME, argv)
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    try:
+        text = measure(args, run)
+    finally:
+        shutil.rmtree(args.work, ignore_errors=True)
+    common.write_result(NAME, text, args.out)
+
+
+def measure(args, run) -> str:
+    from siamese.index import Index
+
+    t0 = time.perf_counter()
+    base = make_vectors(args.work / "base.npy", args.n, args.seed)
+    queries = np.load(args.work / "queries.npy")
+    made_s = time.perf_counter() - t0
+    common.echo(f"{args.n:,} vectors written in {made_s:.0f} s")
+
+    t0 = time.perf_counter()
+    index = Index.from_vectors(base, factory=FACTORY, metric="l2", on_disk=True)
+    build_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    index.save(args.work / "idx")
+    save_s = time.perf_counter() - t0
+    del index
+    common.echo(f"built in {build_s:.0f} s, saved in {save_s:.0f} s")
+    truth = exact_neighbours(base, queries, 10)
+    np.save(args.work / "truth.npy", truth)
+    del base
+    (args.work / "base.npy").unlink()
+    sizes = {p.name: p.stat().st_size for p in (args.work / "idx").rglob("*") if p.is_file()}
+    lists_mb = sizes["lists.ivfdata"] / 2**20
+    vectors_mb = sizes["vectors.npy"] / 2**20
+
+    drop_cache(args.work / "idx")
+    group = make_cgroup(args.limit_mb)
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                str(group) if group else "-",
+                str(args.work / "idx"),
+                str(args.work / "queries.npy"),
+                str(args.work / "truth.npy"),
+                str(args.single),
+                ",".join(map(str, NPROBES)),
+            ],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
+        peak_mb = failures = None
+        if group is not None:
+            peak_mb = int((group / "memory.max_usage_in_bytes").read_text()) / 2**20
+            failures = int((group / "memory.failcnt").read_text())
+    finally:
+        if group is not None:
+            group.rmdir()
+    if proc.returncode != 0:
+        raise SystemExit(f"the capped search process failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    memory = in_memory_figures(args.work / "idx", queries, truth, args.single)
+
+    rows = []
+    for capped, free in zip(child["results"], memory, strict=True):
+        rows.append(
+            [
+                f"{FACTORY} (nprobe={capped['nprobe']})",
+                f"on disk, capped at {args.limit_mb} MiB" if group else "on disk (no cgroup)",
+                f"{capped['recall']:.4f}",
+                f"{capped['batched_qps']:,.0f}",
+                f"{capped['single_qps']:,.0f}",
+            ]
+        )
+        rows.append(
+            [
+                f"{FACTORY} (nprobe={free['nprobe']})",
+                "in RAM, uncapped (same lists)",
+                f"{free['recall']:.4f}",
+                f"{free['batched_qps']:,.0f}",
+                f"{free['single_qps']:,.0f}",
+            ]
+        )
+    table = common.markdown_table(
+        [
+            "index",
+            "where the lists are",
+            "recall@10",
+            "batched q/s (1,000 q, one call)",
+            f"single q/s ({args.single})",
+        ],
+        rows,
+    )
+    end = child["end"]
+    cap = (
+        f"a memory cgroup of {args.limit_mb} MiB (cgroup v1; no swap): peak usage {peak_mb:,.0f} MiB, "
+        f"limit hit {failures:,} times (the kernel then reclaims the mapped file's clean pages)"
+        if group
+        else "no cgroup could be made: the process ran uncapped"
+    )
+    notes = [
+        f"Index: {args.n:,} vectors of dimension {DIM} ({DIM * 4 * args.n / 2**20:,.0f} MiB of float32), "
+        f"{FACTORY}, L2; `lists.ivfdata` {lists_mb:,.0f} MiB, `vectors.npy` {vectors_mb:,.0f} MiB, "
+        f"{sum(sizes.values()) / 2**20:,.0f} MiB in the folder. Built with "
+        f"`Index.from_vectors(..., on_disk=True)` in {build_s:.0f} s (shards of 1,000,000 rows merged "
+        f"on disk), saved in {save_s:.0f} s.",
+        f"The search process: {cap}. After `Index.load` ({child['load_s']:.1f} s) and every search: "
+        f"anonymous RSS {end['RssAnon']:,.0f} MiB (of which {child['before']['RssAnon']:,.0f} MiB before "
+        f"the load: Python, TensorFlow, NumPy, FAISS), file-backed RSS {end['RssFile']:,.0f} MiB, "
+        f"peak RSS {end['VmHWM']:,.0f} MiB; the index's lists alone are "
+        f"{lists_mb / args.limit_mb:.1f}× the cap.",
+        "Recall@10 against exact search (brute force over all the vectors); the page cache of the index's "
+        "files was dropped before the capped process started, so its first searches read from disk.",
+    ]
+    return common.header(TITLE, run, notes) + table + "\n"
+
+
+if __name__ == "__main__":
+    main()
