@@ -255,6 +255,7 @@ def test_enrich_tourney_uses_the_season_model(season):
 # --- saving ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_saved_team_strength_model_predicts_the_same_in_a_fresh_process(season, tmp_path: Path):
     model, _ = bb.fit_team_strength(season.games, season.n_teams, epochs=2, batch_size=512, validation=None)
     games = season.games.rows(0, 200)

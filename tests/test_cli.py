@@ -44,6 +44,7 @@ def test_bad_learning_rate_plateau_options_are_refused(tmp_path, args, option):
     assert not out.exists()
 
 
+@pytest.mark.slow  # a process each
 @pytest.mark.parametrize("script", ["siamese-train", "siamese-index", "siamese-eval"])
 def test_console_scripts_are_installed(script):
     try:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import index_files
+from conftest import SMALL, index_files
 from PIL import Image
 
 import siamese
@@ -28,7 +28,7 @@ def text_run(tmp_path_factory):
     data = folder / "pairs.tsv"
     data.write_text("\n".join(rows) + "\n")
     run = folder / "run"
-    args = ["--task", "text-pairs", "--data", str(data), "--epochs", "1", "--out", str(run), "--units", "8"]
+    args = ["--task", "text-pairs", "--data", str(data), "--epochs", "1", "--out", str(run), *SMALL]
     result = CliRunner().invoke(cli.train, args)
     assert result.exit_code == 0, result.output
     return run, data

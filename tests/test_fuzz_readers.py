@@ -969,6 +969,7 @@ def faiss_file_property(folder: str) -> None:
     check()
 
 
+@pytest.mark.slow  # a fresh Python process under an address-space limit
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs RLIMIT_AS and /proc (Linux)")
 @pytest.mark.parametrize("factory", FACTORIES)
 def test_index_with_mutated_and_rehashed_faiss_file(

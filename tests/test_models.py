@@ -58,6 +58,7 @@ def test_every_head_builds_a_pair_model(head):
     assert out.shape == (2, 1)
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_save_and_load_in_a_fresh_process(tmp_path):
     rng = np.random.default_rng(0)
     cases = {

@@ -45,6 +45,7 @@ def test_every_python_block_of_the_readme_runs(tmp_path):
     assert (tmp_path / "model.keras").is_file() and (tmp_path / "tower.keras").is_file()
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_only_max_pooled_text_towers_need_the_toolkit_to_load(tmp_path):
     texts = ["a man plays a guitar", "two dogs run"]
     for pooling in ("last", "mean", "max"):
