@@ -192,8 +192,9 @@ class Index:
                 vectors_in_memory=vectors_in_memory,
                 on_disk=on_disk,
             )
-        if tower_path is not None:
-            checksum(Path(tower_path), ConfigError)  # a missing file is reported before the work
+        # hashed before the work: a missing file is reported at once, and the record is of the
+        # file that was loaded
+        sha256 = None if tower_path is None else checksum(Path(tower_path), ConfigError)
         items = encode.item_list(items)
         if len(items) == 0:
             raise ConfigError("empty corpus: there are no items to index")
@@ -211,7 +212,7 @@ class Index:
         )
         index._tower = tower
         if tower_path is not None:
-            index.attach_tower(tower, tower_path)
+            index.attach_tower(tower, tower_path, sha256)
         else:
             logger.debug("no tower_path given: a loaded copy of this index will need tower= to embed queries")
         return index
@@ -360,11 +361,13 @@ class Index:
             weakref.finalize(index, shutil.rmtree, lists_folder, True)
         return index
 
-    def attach_tower(self, tower: keras.Model, tower_path: str | os.PathLike[str]) -> None:
+    def attach_tower(
+        self, tower: keras.Model, tower_path: str | os.PathLike[str], sha256: str | None = None
+    ) -> None:
         """Record the tower that embedded the index (and embeds its queries), with its file's
-        sha256, as :meth:`build` does."""
+        sha256 (computed here unless given), as :meth:`build` does."""
         self._tower = tower
-        self._tower_sha256 = checksum(Path(tower_path), ConfigError)
+        self._tower_sha256 = sha256 if sha256 is not None else checksum(Path(tower_path), ConfigError)
         self._tower_path = Path(os.path.abspath(tower_path))
 
     # ------------------------------------------------------------------ changing
