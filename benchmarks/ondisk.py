@@ -8,15 +8,17 @@ Run:  python benchmarks/ondisk.py [--n 8000000] [--limit-mb 768]
 2. ``Index.from_vectors(..., factory=IVF4096,Flat, metric=l2, on_disk=True)`` builds the
    index (its inverted lists merged shard by shard into ``lists.ivfdata``) and saves it.
 3. The exact 10 nearest neighbours of the queries, by brute force over the mapped vectors.
-4. A fresh process joins a new memory cgroup (cgroup v1 ``memory.limit_in_bytes`` =
-   ``--limit-mb``; no swap on this machine) and, after the page cache of the index's files
-   was dropped (``posix_fadvise(DONTNEED)``), loads the index with ``Index.load`` and searches
-   it: one batched call of all the queries, then ``--single`` one-query calls, for each
-   ``nprobe``. It reports recall@10, queries/s, its anonymous and file-backed resident memory
-   and the cgroup's peak usage and failure count. Where no cgroup can be made, the same
-   process runs without one and the table says so (its anonymous RSS is the figure then).
-5. For comparison, the same index loaded into RAM (``faiss.read_index`` of the lists into an
-   ordinary IVF) and searched in this process, without a limit.
+4. Three conditions, each a fresh process running the same code (``Index.load`` of the
+   folder, then for each ``nprobe`` one batched ``search_vectors`` call of all the queries
+   and ``--single`` one-query calls), ``--repeats`` times each, interleaved; medians:
+   - *capped, cold*: the process joins a new memory cgroup (cgroup v1
+     ``memory.limit_in_bytes`` = ``--limit-mb``; no swap on this machine) after the page
+     cache of the index's files was dropped (``posix_fadvise(DONTNEED)``);
+   - *uncapped, cold*: no cgroup, the page cache dropped the same way;
+   - *uncapped, warm*: no cgroup, the index's files read once just before (in the page cache).
+   Each reports recall@10, queries/s, its anonymous and file-backed resident memory, and the
+   capped one the cgroup's peak usage and failure count. Where no cgroup can be made, the
+   capped condition is left out and the table says so.
 
 Writes ``benchmarks/results/ondisk.md``. Needs about 5 × (n × 256 bytes) of free disk in
 ``--work`` (the input, the spill, the lists, the saved vectors).
@@ -89,9 +91,18 @@ def drop_cache(folder: Path) -> None:
                 os.close(fd)
 
 
-def make_cgroup(limit_mb: int) -> Path | None:
+def warm_cache(folder: Path) -> None:
+    """Read the folder's files once, so that they sit in the page cache."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as f:
+                while f.read(1 << 24):
+                    pass
+
+
+def make_cgroup(limit_mb: int, tag: str) -> Path | None:
     """A fresh memory cgroup capped at ``limit_mb``, or None where none can be made."""
-    group = CGROUP_ROOT / f"siamese-ondisk-{os.getpid()}"
+    group = CGROUP_ROOT / f"siamese-ondisk-{os.getpid()}-{tag}"
     try:
         group.mkdir()
         (group / "memory.limit_in_bytes").write_text(str(limit_mb * 1024 * 1024))
@@ -148,50 +159,13 @@ print(json.dumps({"on_disk": index.on_disk, "count": index.ntotal, "load_s": loa
 """
 
 
-def in_memory_figures(folder: Path, queries: np.ndarray, truth: np.ndarray, single: int) -> list[dict]:
-    """The same lists read into RAM (an ordinary IVF index), searched in this process."""
-    import faiss
-
-    from siamese import metrics
-    from siamese.index.faiss_helpers import read_index
-    from siamese.io import current_version
-
-    index = read_index(current_version(folder) / "index.faiss")
-    memory = faiss.extract_index_ivf(index)
-    lists = faiss.ArrayInvertedLists(memory.nlist, memory.code_size)
-    for i in range(memory.nlist):
-        size = memory.invlists.list_size(i)
-        if size:
-            lists.add_entries(i, size, memory.invlists.get_ids(i), memory.invlists.get_codes(i))
-    memory.replace_invlists(lists, True)
-    lists.this.disown()
-    figures = []
-    for nprobe in NPROBES:
-        params = faiss.SearchParametersIVF(nprobe=nprobe)
-        t0 = time.perf_counter()
-        _, ids = index.search(queries, 10, params=params)
-        batched = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for q in queries[:single]:
-            index.search(q[None], 10, params=params)
-        single_s = time.perf_counter() - t0
-        figures.append(
-            {
-                "nprobe": nprobe,
-                "recall": float(metrics.recall_at_k(ids, truth, 10)),
-                "batched_qps": len(queries) / batched,
-                "single_qps": single / single_s,
-            }
-        )
-    return figures
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = common.parser(__doc__, NAME)
     parser.add_argument("--n", type=int, default=8_000_000, help="base vectors")
     parser.add_argument("--limit-mb", type=int, default=768, help="the search process's memory cap")
     parser.add_argument("--single", type=int, default=200, help="one-query searches per nprobe")
     parser.add_argument("--work", type=Path, default=Path("/tmp/siamese-ondisk-bench"), help="scratch folder")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per condition (medians)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     run = common.invocation(NAME, argv)
@@ -229,8 +203,102 @@ def measure(args, run) -> str:
     lists_mb = sizes["lists.ivfdata"] / 2**20
     vectors_mb = sizes["vectors.npy"] / 2**20
 
-    drop_cache(args.work / "idx")
-    group = make_cgroup(args.limit_mb)
+    conditions = [
+        ("capped, cold", True, False),
+        ("uncapped, cold", False, False),
+        ("uncapped, warm", False, True),
+    ]
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in conditions}
+    capped_ok = True
+    for repeat in range(args.repeats):
+        for name, capped, warm in conditions:
+            if capped and not capped_ok:
+                continue
+            common.echo(f"repeat {repeat + 1}/{args.repeats}: {name}")
+            figures = search_process(args, capped=capped, warm=warm, tag=f"{repeat}")
+            if figures is None:
+                capped_ok = False
+                continue
+            runs[name].append(figures)
+
+    rows = []
+    for name, capped, _ in conditions:
+        if not runs[name]:
+            continue
+        where = f"on disk, capped at {args.limit_mb} MiB, cold cache" if capped else f"on disk, {name}"
+        for i, nprobe in enumerate(NPROBES):
+            per = [run["results"][i] for run in runs[name]]
+            rows.append(
+                [
+                    f"{FACTORY} (nprobe={nprobe})",
+                    where,
+                    f"{median([r['recall'] for r in per]):.4f}",
+                    f"{median([r['batched_qps'] for r in per]):,.0f}",
+                    f"{median([r['single_qps'] for r in per]):,.0f}",
+                ]
+            )
+    table = common.markdown_table(
+        [
+            "index",
+            "the search process",
+            "recall@10",
+            "batched q/s (1,000 q, one call)",
+            f"single q/s ({args.single})",
+        ],
+        rows,
+    )
+    notes = [
+        f"Index: {args.n:,} vectors of dimension {DIM} ({DIM * 4 * args.n / 2**20:,.0f} MiB of float32), "
+        f"{FACTORY}, L2; `lists.ivfdata` {lists_mb:,.0f} MiB, `vectors.npy` {vectors_mb:,.0f} MiB, "
+        f"{sum(sizes.values()) / 2**20:,.0f} MiB in the folder. Built with "
+        f"`Index.from_vectors(..., on_disk=True)` in {build_s:.0f} s (shards of 1,000,000 rows merged "
+        f"on disk), saved in {save_s:.0f} s.",
+        "Every row is the toolkit's `Index.load` + `search_vectors` in a fresh process, the same code, "
+        f"index and queries; medians of {args.repeats} runs per condition, the conditions interleaved.",
+    ]
+    if runs["capped, cold"]:
+        capped = runs["capped, cold"]
+        notes.append(
+            f"The capped process: a memory cgroup of {args.limit_mb} MiB (cgroup v1; no swap): peak usage "
+            f"{median([r['peak_mb'] for r in capped]):,.0f} MiB (median), limit hit "
+            f"{median([r['failures'] for r in capped]):,.0f} times (the kernel then reclaims the mapped "
+            f"file's clean pages); after `Index.load` ({median([r['load_s'] for r in capped]):.1f} s) and "
+            f"every search: anonymous RSS {median([r['end']['RssAnon'] for r in capped]):,.0f} MiB (of "
+            f"which {median([r['before']['RssAnon'] for r in capped]):,.0f} MiB before the load: Python, "
+            f"TensorFlow, NumPy, FAISS), file-backed RSS {median([r['end']['RssFile'] for r in capped]):,.0f}"
+            f" MiB; the index's lists alone are {lists_mb / args.limit_mb:.1f}× the cap."
+        )
+    else:
+        notes.append("No memory cgroup could be made on this machine: the capped condition is left out.")
+    for name in ("uncapped, cold", "uncapped, warm"):
+        if runs[name]:
+            anon = median([r["end"]["RssAnon"] for r in runs[name]])
+            mapped = median([r["end"]["RssFile"] for r in runs[name]])
+            notes.append(
+                f"{name.capitalize()}: anonymous RSS {anon:,.0f} MiB, "
+                f"file-backed RSS {mapped:,.0f} MiB at the end."
+            )
+    notes.append(
+        "Recall@10 against exact search (brute force over all the vectors). Cold: the page cache of the "
+        "index's files dropped before the process started, so its first searches read from disk."
+    )
+    return common.header(TITLE, run, notes) + table + "\n"
+
+
+def median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def search_process(args, *, capped: bool, warm: bool, tag: str) -> dict | None:
+    """One fresh search process in a condition; None when the cgroup cannot be made."""
+    folder = args.work / "idx"
+    if warm:
+        warm_cache(folder)
+    else:
+        drop_cache(folder)
+    group = make_cgroup(args.limit_mb, tag) if capped else None
+    if capped and group is None:
+        return None
     try:
         proc = subprocess.run(
             [
@@ -238,7 +306,7 @@ def measure(args, run) -> str:
                 "-c",
                 CHILD,
                 str(group) if group else "-",
-                str(args.work / "idx"),
+                str(folder),
                 str(args.work / "queries.npy"),
                 str(args.work / "truth.npy"),
                 str(args.single),
@@ -256,62 +324,10 @@ def measure(args, run) -> str:
         if group is not None:
             group.rmdir()
     if proc.returncode != 0:
-        raise SystemExit(f"the capped search process failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    child = json.loads(proc.stdout.strip().splitlines()[-1])
-    memory = in_memory_figures(args.work / "idx", queries, truth, args.single)
-
-    rows = []
-    for capped, free in zip(child["results"], memory, strict=True):
-        rows.append(
-            [
-                f"{FACTORY} (nprobe={capped['nprobe']})",
-                f"on disk, capped at {args.limit_mb} MiB" if group else "on disk (no cgroup)",
-                f"{capped['recall']:.4f}",
-                f"{capped['batched_qps']:,.0f}",
-                f"{capped['single_qps']:,.0f}",
-            ]
-        )
-        rows.append(
-            [
-                f"{FACTORY} (nprobe={free['nprobe']})",
-                "in RAM, uncapped (same lists)",
-                f"{free['recall']:.4f}",
-                f"{free['batched_qps']:,.0f}",
-                f"{free['single_qps']:,.0f}",
-            ]
-        )
-    table = common.markdown_table(
-        [
-            "index",
-            "where the lists are",
-            "recall@10",
-            "batched q/s (1,000 q, one call)",
-            f"single q/s ({args.single})",
-        ],
-        rows,
-    )
-    end = child["end"]
-    cap = (
-        f"a memory cgroup of {args.limit_mb} MiB (cgroup v1; no swap): peak usage {peak_mb:,.0f} MiB, "
-        f"limit hit {failures:,} times (the kernel then reclaims the mapped file's clean pages)"
-        if group
-        else "no cgroup could be made: the process ran uncapped"
-    )
-    notes = [
-        f"Index: {args.n:,} vectors of dimension {DIM} ({DIM * 4 * args.n / 2**20:,.0f} MiB of float32), "
-        f"{FACTORY}, L2; `lists.ivfdata` {lists_mb:,.0f} MiB, `vectors.npy` {vectors_mb:,.0f} MiB, "
-        f"{sum(sizes.values()) / 2**20:,.0f} MiB in the folder. Built with "
-        f"`Index.from_vectors(..., on_disk=True)` in {build_s:.0f} s (shards of 1,000,000 rows merged "
-        f"on disk), saved in {save_s:.0f} s.",
-        f"The search process: {cap}. After `Index.load` ({child['load_s']:.1f} s) and every search: "
-        f"anonymous RSS {end['RssAnon']:,.0f} MiB (of which {child['before']['RssAnon']:,.0f} MiB before "
-        f"the load: Python, TensorFlow, NumPy, FAISS), file-backed RSS {end['RssFile']:,.0f} MiB, "
-        f"peak RSS {end['VmHWM']:,.0f} MiB; the index's lists alone are "
-        f"{lists_mb / args.limit_mb:.1f}× the cap.",
-        "Recall@10 against exact search (brute force over all the vectors); the page cache of the index's "
-        "files was dropped before the capped process started, so its first searches read from disk.",
-    ]
-    return common.header(TITLE, run, notes) + table + "\n"
+        raise SystemExit(f"the search process failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    figures["peak_mb"], figures["failures"] = peak_mb, failures
+    return figures
 
 
 if __name__ == "__main__":
