@@ -54,6 +54,31 @@ class ContrastiveLoss(keras.losses.Loss):
         return {**super().get_config(), "margin": self.margin}
 
 
+def gather_replicas(*tensors: Any) -> tuple[list[Any], Any, Any]:
+    """Inside a replica of a distributed step (:mod:`siamese.training.distribute`): every
+    replica's rows of each tensor, in replica order (the order of the global batch); the
+    global row of this replica's first row; and the weight that makes Keras's reduction (the
+    mean over this replica's rows, divided by the number of replicas) the mean over the
+    global batch when the replicas hold different numbers of rows. Elsewhere: the tensors
+    themselves, 0 and 1.
+
+    The gather is differentiable: each replica's loss reaches the encodings of every replica,
+    so the summed gradient is the gradient of the whole batch's loss.
+    """
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+        return list(tensors), 0, 1.0
+    context = tf.distribute.get_replica_context()
+    if context.num_replicas_in_sync == 1:
+        return list(tensors), 0, 1.0
+    sizes = context.all_gather(tf.shape(tensors[0])[:1], axis=0)
+    offset = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+    local, total = tf.cast(sizes[context.replica_id_in_sync_group], tf.float32), tf.reduce_sum(sizes)
+    weight = local * context.num_replicas_in_sync / tf.cast(tf.maximum(total, 1), tf.float32)
+    return [context.all_gather(t, axis=0) for t in tensors], offset, weight
+
+
 def _unit(x: Any) -> Any:
     return x / ops.maximum(ops.norm(x, axis=-1, keepdims=True), 1e-12)
 
@@ -84,19 +109,22 @@ class MultipleNegativesRankingLoss(keras.losses.Loss):
         self.symmetric = bool(symmetric)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
+        # Under tf.distribute each replica scores its own anchors against the whole global
+        # batch: the candidates (and, for the way back, the anchors) of every replica.
+        (everything,), offset, weight = gather_replicas(y_pred)
         anchors = _unit(y_pred[:, 0])
-        candidates = _unit(ops.reshape(ops.transpose(y_pred[:, 1:], (1, 0, 2)), (-1, ops.shape(y_pred)[-1])))
-        batch = ops.shape(anchors)[0]
-        targets = ops.arange(batch)
+        dim = ops.shape(y_pred)[-1]
+        candidates = _unit(ops.reshape(ops.transpose(everything[:, 1:], (1, 0, 2)), (-1, dim)))
+        targets = ops.arange(ops.shape(anchors)[0]) + offset
         logits = self.scale * ops.matmul(anchors, ops.transpose(candidates))
         loss = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
         if self.symmetric:
-            positives = candidates[:batch]
-            back = self.scale * ops.matmul(positives, ops.transpose(anchors))
+            positives = _unit(y_pred[:, 1])
+            back = self.scale * ops.matmul(positives, ops.transpose(_unit(everything[:, 0])))
             loss = 0.5 * (
                 loss + keras.losses.sparse_categorical_crossentropy(targets, back, from_logits=True)
             )
-        return loss
+        return loss * ops.cast(weight, loss.dtype)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "scale": self.scale, "symmetric": self.symmetric}
@@ -122,8 +150,11 @@ class CoSENTLoss(keras.losses.Loss):
         self.scale = float(scale)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        cosines = ops.reshape(y_pred, (-1,))
-        scores = ops.cast(ops.reshape(y_true, (-1,)), cosines.dtype)
+        local = ops.reshape(y_pred, (-1,))
+        # Under tf.distribute: the loss of the whole global batch, on every replica.
+        (cosines, scores), _, weight = gather_replicas(
+            local, ops.cast(ops.reshape(y_true, (-1,)), local.dtype)
+        )
         differences = self.scale * (cosines[None, :] - cosines[:, None])  # [i, j] = cos_j - cos_i
         ordered = scores[:, None] > scores[None, :]  # [i, j]: y_i > y_j
         lowest = ops.cast(-1e12, differences.dtype)
@@ -131,7 +162,7 @@ class CoSENTLoss(keras.losses.Loss):
             [ops.zeros((1,), differences.dtype), ops.reshape(ops.where(ordered, differences, lowest), (-1,))],
             axis=0,
         )
-        return ops.broadcast_to(ops.logsumexp(terms), ops.shape(cosines))
+        return ops.broadcast_to(ops.logsumexp(terms) * ops.cast(weight, local.dtype), ops.shape(local))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "scale": self.scale}
@@ -159,19 +190,23 @@ class BatchHardTripletLoss(keras.losses.Loss):
         self.margin = float(margin)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        unit = _unit(y_pred)
-        squared = ops.maximum(2.0 - 2.0 * ops.matmul(unit, ops.transpose(unit)), 0.0)
+        local_labels = ops.reshape(y_true, (-1,))
+        # Under tf.distribute each replica's anchors look for their hardest items in the
+        # whole global batch.
+        (everything, labels), offset, weight = gather_replicas(y_pred, local_labels)
+        unit, others = _unit(y_pred), _unit(everything)
+        squared = ops.maximum(2.0 - 2.0 * ops.matmul(unit, ops.transpose(others)), 0.0)
         distances = ops.sqrt(squared + 1e-12)
-        labels = ops.reshape(y_true, (-1,))
-        same = ops.equal(labels[:, None], labels[None, :])
-        itself = ops.eye(ops.shape(labels)[0], dtype="bool")
+        same = ops.equal(local_labels[:, None], labels[None, :])
+        rows = ops.arange(ops.shape(local_labels)[0]) + offset
+        itself = ops.equal(rows[:, None], ops.arange(ops.shape(labels)[0])[None, :])
         positive = ops.logical_and(same, ops.logical_not(itself))
         negative = ops.logical_not(same)
         hardest_positive = ops.max(ops.where(positive, distances, 0.0), axis=1)
         hardest_negative = ops.min(ops.where(negative, distances, 4.0), axis=1)
         valid = ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1))
         loss = ops.maximum(hardest_positive - hardest_negative + self.margin, 0.0)
-        return ops.where(valid, loss, 0.0)
+        return ops.where(valid, loss, 0.0) * ops.cast(weight, loss.dtype)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "margin": self.margin}

@@ -19,6 +19,7 @@ from siamese import tasks
 from siamese.cli.common import UsageLikeError, echo_metrics, friendly_errors, setup_logging
 from siamese.errors import SiameseError
 from siamese.training.config import CONCAT_HIDDEN, OBJECTIVES, RunConfig
+from siamese.training.distribute import STRATEGIES, start
 
 _TASK_KEY = "siamese.task"
 _RUN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
@@ -108,6 +109,26 @@ def _common_options(task: tasks.Task) -> list[click.Option]:
         options.append(
             click.Option(
                 ["--resume"], is_flag=True, help="Continue the run in --out from its last checkpoint."
+            )
+        )
+    if task.distributable:
+        options.append(
+            click.Option(
+                ["--distribute"],
+                type=click.Choice(list(STRATEGIES)),
+                default=None,
+                help="Data-parallel training on tf.distribute: mirrored (this host's GPUs, or "
+                "--cpu-replicas) or multi-worker (the processes named by TF_CONFIG; the chief writes "
+                "the run). --batch-size is the global batch.",
+            )
+        )
+        options.append(
+            click.Option(
+                ["--cpu-replicas"],
+                type=click.IntRange(min=1),
+                default=None,
+                help="With --distribute mirrored on a host without GPUs: split the CPU into this many "
+                "devices, one replica each.",
             )
         )
     options.append(click.Option(["-v", "--verbose"], is_flag=True, help="Log debug messages."))
@@ -208,6 +229,9 @@ def train(**values: Any) -> None:
     setup_logging(values.pop("verbose"))
     task = tasks.get(values.pop("task"))
     out_dir, resume = values.pop("out_dir"), values.pop("resume", False)
+    distribute, cpu_replicas = values.pop("distribute", None), values.pop("cpu_replicas", None)
+    if cpu_replicas is not None and distribute != "mirrored":
+        raise SiameseError("--cpu-replicas goes with --distribute mirrored")
     option_names = [param.name for param in task.cli_options()]
     options = task.options_from_cli({name: values.pop(name) for name in option_names})
     config = RunConfig(task=task.name, options=options, **values)
@@ -217,7 +241,8 @@ def train(**values: Any) -> None:
             raise SiameseError("--resume needs --out, the run folder to continue")
         stem = Path(config.data or task.defaults.data).stem.replace(":", "-").replace("/", "-")
         out_dir = str(Path("runs") / f"{task.name}-{stem}")
-    metrics = task.train(config, out_dir, resume=resume)
+    distribution = start(distribute, cpu_replicas=cpu_replicas) if distribute else None
+    metrics = task.train(config, out_dir, resume=resume, distribution=distribution)
     click.echo(f"run folder: {out_dir}")
     echo_metrics(metrics)
     steps = task.next_steps(task.configure(config), out_dir)

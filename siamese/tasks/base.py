@@ -32,14 +32,17 @@ import dataclasses
 import importlib.metadata
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import click
 import keras
 
-from siamese.errors import ConfigError
+from siamese.errors import ConfigError, EngineError
 from siamese.training.config import RunConfig, TaskOptions
+from siamese.training.distribute import Distribution
 from siamese.training.run_dir import RunDir
 
 logger = logging.getLogger(__name__)
@@ -117,6 +120,8 @@ class Task:
     settings: ClassVar[frozenset[str]] = PAIR_SETTINGS
     #: Whether ``--resume`` continues a stopped run.
     resumable: ClassVar[bool] = True
+    #: Whether the task trains under ``--distribute`` (:mod:`siamese.training.distribute`).
+    distributable: ClassVar[bool] = False
     #: Whether ``siamese-eval`` scores its runs.
     evaluable: ClassVar[bool] = True
     #: Keyword options :meth:`evaluate` takes beyond ``data`` and ``split``.
@@ -198,7 +203,13 @@ class Task:
     # ------------------------------------------------------------------ the run
 
     def train(
-        self, config: RunConfig, out: str | os.PathLike[str], *, resume: bool = False, verbose: Any = "auto"
+        self,
+        config: RunConfig,
+        out: str | os.PathLike[str],
+        *,
+        resume: bool = False,
+        verbose: Any = "auto",
+        distribution: Distribution | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Train a run and write its folder; see the module docstring for the steps.
 
@@ -207,6 +218,10 @@ class Task:
             out: The run folder.
             resume: Continue the run in ``out`` from its last checkpoint.
             verbose: Keras's progress display (``"auto"``, 0, 1 or 2).
+            distribution: Train data-parallel under this started strategy
+                (:func:`siamese.training.distribute.start`): everything is built in its
+                scope, and a worker that is not the chief writes into a temporary folder
+                (a copy of ``out`` when resuming) removed at the end.
 
         Returns:
             The metrics written to ``metrics.json``: split → metric → value.
@@ -215,7 +230,35 @@ class Task:
             ConfigError: A setting cannot be used, or the folder cannot (a bad input is
                 reported before any folder is made).
             DataError: The data is missing or malformed.
+            EngineError: Distributed training failed inside TensorFlow or Keras.
         """
+        if distribution is None:
+            return self._train(config, out, resume=resume, verbose=verbose)
+        if not self.distributable:
+            raise ConfigError(f"--task {self.name} does not train under --distribute")
+        scratch = None
+        if not distribution.is_chief:  # only the chief writes the run folder
+            scratch = tempfile.mkdtemp(prefix="siamese-worker-")
+            if resume and os.path.isdir(out):
+                shutil.copytree(out, scratch, dirs_exist_ok=True)
+        try:
+            with distribution.scope():
+                return self._train(config, scratch or out, resume=resume, verbose=verbose)
+        except ValueError as exc:
+            if distribution.name == "multi-worker" and "PerReplica" in str(exc):
+                raise EngineError(
+                    f"multi-worker training fails inside Keras {keras.__version__}'s fit "
+                    "(keras-team/keras#20585: it reduces per-replica values it cannot); "
+                    "train with --distribute mirrored on one host"
+                ) from None
+            raise
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _train(
+        self, config: RunConfig, out: str | os.PathLike[str], *, resume: bool, verbose: Any
+    ) -> dict[str, dict[str, Any]]:
         given_epochs = config.epochs  # on resume, None keeps the run's own
         config = self.configure(config)
         run = RunDir(out)

@@ -659,6 +659,7 @@ class ImagePairsTask(Task):
     summary = "a Conv2D tower trained on pairs of labelled images"
     data_help = "fashion-mnist, omniglot, a folder of class sub-folders or tfds:NAME."
     rank = 1
+    distributable = True
     options_type = ImageOptions
     defaults = Defaults(data="fashion-mnist", epochs=10, batch_size=128, learning_rate=1e-3)
     preset_data = tuple(DATA_DEFAULTS)
@@ -668,6 +669,7 @@ class ImagePairsTask(Task):
         "siamese-train --task image-pairs --data omniglot --out runs/o",
         "siamese-train --task image-pairs --data omniglot --epochs 150 --no-rotated-classes --out runs/o2",
         "siamese-train --task image-pairs --data photos/ --image-size 64x64 --out runs/photos",
+        "TF_CONFIG='{...}' siamese-train --task image-pairs --distribute multi-worker --out /shared/runs/f",
     )
 
     def data_defaults(self, data: str) -> dict[str, Any]:
@@ -811,6 +813,11 @@ class ImagePairsTask(Task):
         # Each distinct image of a batch is embedded once (the same model, unless the tower has
         # batch normalisation: its statistics are then over the distinct images of the batch).
         unique = config.options.pair_pools or fused.computes_the_same(tower_of(model))
+        if unique and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            # Its inputs (the batch's distinct images, the pairs' positions among them) differ
+            # in length and cannot be split across replicas.
+            logger.info("distributed: each pair's two images go through the tower (no unique-image trainer)")
+            unique = False
         trainer = None
         if unique:
             trainer = fused.unique_trainer(model)

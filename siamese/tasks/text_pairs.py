@@ -171,6 +171,7 @@ class TextPairsTask(Task):
     summary = "a text tower (TextVectorization, Embedding, LSTM) trained on sentence pairs"
     data_help = "sick, stsb, mrpc, paws, qqp, a CSV/TSV path or tfds:NAME."
     rank = 0
+    distributable = True
     options_type = TextOptions
     defaults = Defaults(data="sick", epochs=30, batch_size=32, learning_rate=1e-3, patience=4)
     eval_options = frozenset({"retrieval"})
@@ -183,6 +184,7 @@ class TextPairsTask(Task):
         "siamese-train --task text-pairs --data pairs.tsv --text-a-col q1 --text-b-col q2 --label-col dup",
         "siamese-train --task text-pairs --out runs/sick --resume --epochs 20",
         "siamese-train --task text-pairs --data qqp --objective retrieval --mine-every 2 --out runs/q",
+        "siamese-train --task text-pairs --distribute mirrored --batch-size 256 --out runs/sick-gpus",
     )
 
     def cli_options(self) -> list[click.Option]:
