@@ -198,7 +198,9 @@ class Index:
         items = encode.item_list(items)
         if len(items) == 0:
             raise ConfigError("empty corpus: there are no items to index")
+        began = time.perf_counter()
         vectors = encode.embed(tower, items, batch_size=batch_size, progress=progress)
+        log_embedded(len(items), time.perf_counter() - began)
         index = cls.from_vectors(
             vectors,
             ids=ids,
@@ -889,6 +891,11 @@ class RowLookup:
 
 
 # ---------------------------------------------------------------------- inputs
+
+
+def log_embedded(count: int, seconds: float) -> None:
+    """The one log line of an embedding stage (what benchmarks/scale.py reads)."""
+    logger.info("embedded %d items in %.2f s (%.0f items/s)", count, seconds, count / max(seconds, 1e-9))
 
 
 def _as_vectors(name: str, values: Any, dim: int | None) -> np.ndarray:

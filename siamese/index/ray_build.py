@@ -31,6 +31,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from siamese import encode, faults
 from siamese.checks import positive_int
 from siamese.errors import ConfigError, EngineError, SiameseError
 from siamese.index import faiss_helpers
-from siamese.index.api import Index, checked_ids, checked_payloads, default_payloads
+from siamese.index.api import Index, checked_ids, checked_payloads, default_payloads, log_embedded
 from siamese.index.stored_vectors import StoredVectors
 from siamese.models import load_tower
 
@@ -161,8 +162,10 @@ def build_on_ray(
         )
         with _worker_pool(ray, count, cpus_per_worker) as actors:
             shared = ray.put(Path(tower_path).read_bytes())
+            began = time.perf_counter()
             for block in _embedded_blocks(actors, shared, items, batch_size, block_size, progress):
                 vectors.append(faiss_helpers.prepare(_as_float32(block, dim), metric))
+            log_embedded(len(items), time.perf_counter() - began)
             faiss_helpers.train(empty, factory, vectors.array, train_sample=train_sample, seed=seed)
             if isinstance(faiss_helpers.core_index(empty), faiss.IndexHNSW):
                 logger.info(
