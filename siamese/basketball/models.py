@@ -31,6 +31,7 @@ score it (:func:`evaluate_games`). Nothing here writes files.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, replace
 
 import keras
@@ -552,6 +553,7 @@ def fit_games(
     seed: int = 0,
     lr_patience: int = 0,
     lr_factor: float = 0.5,
+    log_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, list[float]]:
     """Train one of this module's models on a games table.
 
@@ -572,6 +574,7 @@ def fit_games(
         lr_patience: With validation, epochs without improvement before the learning rate is
             multiplied by ``lr_factor`` (Keras's ``ReduceLROnPlateau``; 0: never).
         lr_factor: The factor of ``lr_patience``, in (0, 1).
+        log_dir: Write TensorBoard logs there (Keras's ``TensorBoard`` callback, per epoch).
 
     Returns:
         Keras's history: metric name -> one float per epoch run (``loss``, ``val_loss``, and
@@ -589,6 +592,8 @@ def fit_games(
     if isinstance(validation, (float, int)) and not isinstance(validation, bool):
         games, validation = split_games(games, float(validation), seed=seed)
     callbacks: list[keras.callbacks.Callback] = [_LogEpochs(every=max(1, int(epochs) // 20))]
+    if log_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False))
     validation_data = None
     if validation is not None:
         validation_data = (_feed(model_inputs(model, validation)), model_targets(model, validation))

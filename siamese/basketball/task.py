@@ -36,6 +36,7 @@ from siamese.io import atomic_write_json
 from siamese.tasks.base import Defaults, Job, Task, Trained, option, register
 from siamese.training.config import RunConfig, TaskOptions
 from siamese.training.run_dir import RunDir
+from siamese.training.summaries import LOGS_FOLDER
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +95,16 @@ def _irreducible(sim: data.SimulatedSeason, games: data.Games) -> float:
 
 
 def _fit(
-    model: keras.Model, games: data.Games, config: RunConfig, validation: Any, *, tourney: bool = False
+    model: keras.Model,
+    games: data.Games,
+    config: RunConfig,
+    validation: Any,
+    *,
+    tourney: bool = False,
+    logs: Path | None = None,
 ) -> dict[str, list[float]]:
     options = config.options
+    part = "tourney" if tourney else "season"
     return bb.fit_games(
         model,
         games,
@@ -107,6 +115,7 @@ def _fit(
         seed=config.seed,
         lr_patience=config.lr_patience,
         lr_factor=config.lr_factor,
+        log_dir=None if logs is None or not config.tensorboard else logs / part,
     )
 
 
@@ -171,7 +180,17 @@ class BasketballTask(Task):
     options_type = BasketballOptions
     defaults = Defaults(data="real", epochs=40, batch_size=2048, learning_rate=0.05)
     settings = frozenset(
-        {"data", "epochs", "batch_size", "learning_rate", "patience", "seed", "lr_patience", "lr_factor"}
+        {
+            "data",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "patience",
+            "seed",
+            "lr_patience",
+            "lr_factor",
+            "tensorboard",
+        }
     )
     resumable = False
     evaluable = False
@@ -242,7 +261,7 @@ class BasketballTask(Task):
         season_model = None
         if needs_season:
             season_model = _season_model(config, season_kind, n_teams)
-            history["season"] = _fit(season_model, fit_part, config, dev_part)
+            history["season"] = _fit(season_model, fit_part, config, dev_part, logs=run.path / LOGS_FOLDER)
             metrics["season_dev"] = bb.evaluate_games(season_model, dev_part)
             if sim is not None:
                 metrics["season_dev"]["irreducible_mae"] = _irreducible(sim, dev_part)
@@ -256,7 +275,9 @@ class BasketballTask(Task):
             features = bb.enrich_tourney(season_model, tourney) if pred == "ours" else tourney
             train_rows, test_rows = bb.course_split(features)
             model = _tourney_model(kind, config)
-            history["tourney"] = _fit(model, train_rows, config, DEV_FRACTION, tourney=True)
+            history["tourney"] = _fit(
+                model, train_rows, config, DEV_FRACTION, tourney=True, logs=run.path / LOGS_FOLDER
+            )
             metrics["tourney_train"] = bb.evaluate_games(model, train_rows)
             metrics["tourney_test"] = bb.evaluate_games(model, test_rows)
         atomic_write_json(run.history, history)

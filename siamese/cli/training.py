@@ -89,6 +89,12 @@ def _common_options(task: tasks.Task) -> list[click.Option]:
             help="What --lr-patience multiplies the learning rate by.",
         ),
         "seed": click.Option(["--seed"], type=int, default=_RUN_DEFAULTS["seed"], show_default=True),
+        "tensorboard": click.Option(
+            ["--tensorboard/--no-tensorboard"],
+            default=True,
+            show_default=True,
+            help="Write TensorBoard logs in the run's logs/ folder (tensorboard --logdir RUN/logs).",
+        ),
         "time_budget": click.Option(
             ["--time-budget"],
             type=click.FloatRange(min=0, min_open=True),

@@ -66,6 +66,7 @@ PAIR_SETTINGS = frozenset(
         "time_budget",
         "lr_patience",
         "lr_factor",
+        "tensorboard",
     }
 )
 

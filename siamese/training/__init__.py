@@ -4,6 +4,7 @@
 - :mod:`siamese.training.run_dir`: :class:`RunDir`, the files of a run folder;
 - :mod:`siamese.training.loop`: :func:`fit_epochs`, checkpoints, early stopping, resume;
 - :mod:`siamese.training.fused`: one tower call per step (fused and unique trainers);
+- :mod:`siamese.training.distribute`: data-parallel training on ``tf.distribute``;
 - :mod:`siamese.training.plots`: ``history.png``.
 
 The tasks that use them live in :mod:`siamese.tasks`.

@@ -69,6 +69,8 @@ class RunConfig:
             by ``lr_factor`` (0: never; the rate does not go below the loop's floor);
             ``None``: the task's default for the data.
         lr_factor: What the learning rate is multiplied by on such a plateau, in (0, 1).
+        tensorboard: Write TensorBoard logs of each epoch in the run's ``logs/`` folder
+            (:mod:`siamese.training.summaries`).
         options: The task's own settings (its :class:`TaskOptions`); ``None``: its defaults.
         version: The toolkit version that wrote the config.
     """
@@ -90,6 +92,7 @@ class RunConfig:
     time_budget: float | None = None
     lr_patience: int | None = None
     lr_factor: float = 0.5
+    tensorboard: bool = True
     options: Any = None
     version: str = __version__
 

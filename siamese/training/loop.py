@@ -20,6 +20,7 @@ import numpy as np
 from siamese import faults
 from siamese.errors import ConfigError, Interrupted, SiameseError
 from siamese.io import atomic_save, atomic_write_json
+from siamese.training import summaries
 from siamese.training.config import RunConfig
 from siamese.training.run_dir import BEST_WEIGHTS, RunDir
 
@@ -48,6 +49,12 @@ class _KillPoint(keras.callbacks.Callback):
             faults.kill_point("epoch")
 
 
+def learning_rate_of(optimizer: Any) -> float:
+    """The optimizer's current learning rate (also of a mirrored variable, under tf.distribute,
+    which ``float`` refuses)."""
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
 def _is_better(value: float, best: float | None, mode: str) -> bool:
     if best is None:
         return True
@@ -58,7 +65,7 @@ def _lower_on_plateau(optimizer: Any, state: dict[str, Any], config: RunConfig, 
     """Multiply the learning rate by ``config.lr_factor`` once dev has not improved for
     ``config.lr_patience`` epochs (then count afresh). The rate is an optimizer variable, so
     the checkpoint keeps it and a resumed run goes on at the rate it had reached."""
-    rate = float(optimizer.learning_rate)
+    rate = learning_rate_of(optimizer)
     if state["lr_wait"] >= config.lr_patience and rate > MIN_LEARNING_RATE:
         lowered = max(rate * config.lr_factor, MIN_LEARNING_RATE)
         optimizer.learning_rate.assign(lowered)
@@ -126,6 +133,9 @@ def fit_epochs(
     if watched and config.patience and state["wait"] >= config.patience:
         logger.info("run had stopped early at epoch %d; nothing left to do", start)
         start = config.epochs
+    logs_folder = run.path / summaries.LOGS_FOLDER
+    if config.tensorboard and summaries.catch_up(logs_folder, history):
+        logger.info("TensorBoard logs: wrote the epochs the checkpoint had that %s lacked", logs_folder)
     fitted_model = trainer or model
     if fitted_model.optimizer is not None and not fitted_model.optimizer.built:
         # Built lazily, the optimizer would create its slots inside the first traced step,
@@ -172,7 +182,7 @@ def fit_epochs(
                 f"of epoch {epoch} is kept in {run.checkpoints} (try a lower --learning-rate)"
             )
         if config.lr_patience and watched:
-            logs["learning_rate"] = float(fitted_model.optimizer.learning_rate)
+            logs["learning_rate"] = learning_rate_of(fitted_model.optimizer)
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
         if watched:
@@ -191,6 +201,11 @@ def fit_epochs(
         state["seconds"] = [*state.get("seconds", []), round(last_epoch_seconds, 3)]
         run.save_checkpoint(model, state)
         atomic_write_json(run.history, history)
+        if config.tensorboard:
+            rate = learning_rate_of(fitted_model.optimizer) if fitted_model.optimizer is not None else None
+            summaries.log_epoch(
+                logs_folder, epoch, {**logs, **({"learning_rate": rate} if rate is not None else {})}
+            )
         if watched and config.patience and state["wait"] >= config.patience:
             logger.info(
                 "early stop after epoch %d: %s has not improved for %d epochs (best %.4f at epoch %d)",
