@@ -12,7 +12,8 @@ from siamese.cli.common import OneLineGroup, echo_metrics, friendly_errors, setu
 from siamese.datasets.corpus import pair_splits, read_corpus
 from siamese.datasets.records import GRADED
 from siamese.errors import SiameseError
-from siamese.index import Index, build_on_ray, recall_at_k
+from siamese.index import Index, build_on_ray, recall_at_k, write_projector
+from siamese.index.projector import DEFAULT_LIMIT
 from siamese.metrics.retrieval import evaluate_retrieval, pair_queries_of_index
 from siamese.models import load_tower
 
@@ -25,6 +26,7 @@ Examples:
   siamese-index query --index idx/sick "A man is playing a guitar" -k 5
   siamese-index info --index idx/sick
   siamese-index evaluate --index idx/sick --pairs sick
+  siamese-index projector --index idx/sick --out proj/sick && tensorboard --logdir proj/sick
 """,
 )
 def index() -> None:
@@ -208,6 +210,108 @@ def index_info(index_dir: str, verify: bool) -> None:
     click.echo(json.dumps(loaded.info(), indent=2))
     if verify:
         click.echo(f"verified: every file of {index_dir} matches its sha256 in the manifest", err=True)
+
+
+@index.command(
+    "projector",
+    epilog="""\b
+Examples:
+  siamese-index projector --index idx/sick --out proj/sick
+  tensorboard --logdir proj/sick          (then the Projector tab)
+  siamese-index projector --index idx/fmnist --out proj/fmnist --limit 5000
+""",
+)
+@click.option("--index", "index_dir", type=click.Path(exists=True, file_okay=False), required=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Folder to write.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="Write the index's first N rows.",
+)
+@verbose_option
+@friendly_errors
+def index_projector(index_dir: str, out_dir: str, limit: int, verbose: bool) -> None:
+    """Write an index's vectors, metadata (and, for images, a sprite) for TensorBoard's
+    Embedding Projector."""
+    setup_logging(verbose)
+    loaded = Index.load(index_dir, check_tower=False)
+    written = write_projector(loaded, out_dir, limit=limit)
+    sprite = f", a sprite of {written['sprite']}-pixel thumbnails" if written["sprite"] else ""
+    click.echo(
+        f"wrote {written['rows']:,} vectors of dimension {written['dim']}{sprite} to {out_dir}; "
+        f"view them with: tensorboard --logdir {out_dir}"
+    )
+
+
+@index.command(
+    "serve",
+    epilog="""\b
+Examples:
+  siamese-index serve --index idx/sick
+  curl -s localhost:8000/search -d '{"queries": ["A man is playing a guitar"], "k": 3}'
+  SIAMESE_API_KEY=secret siamese-index serve --index idx/sick --host 0.0.0.0 --port 8080
+\b
+API: POST /search {"queries": [...], "k": 10} -> {"results": [[{"id", "score", "payload"}, ...]]}
+     (texts for a text index; base64 PNG/JPEG bytes for an image index);
+     GET /info; GET /health; POST /reload (a rebuilt index is also picked up by itself).
+""",
+)
+@click.option("--index", "index_dir", type=click.Path(exists=True, file_okay=False), required=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True)
+@click.option(
+    "--api-key",
+    envvar="SIAMESE_API_KEY",
+    default=None,
+    help="Require this key on every request (Authorization: Bearer KEY); or set SIAMESE_API_KEY.",
+)
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without an API key.")
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=16 * 2**20,
+    show_default=True,
+    help="Largest request body (413 beyond).",
+)
+@click.option(
+    "--error-log",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File for the tracebacks of unexpected errors (default: one in the temporary folder).",
+)
+@verbose_option
+@friendly_errors
+def index_serve(
+    index_dir: str,
+    host: str,
+    port: int,
+    api_key: str | None,
+    insecure: bool,
+    max_body_bytes: int,
+    error_log: str | None,
+    verbose: bool,
+) -> None:
+    """Serve an index over HTTP (JSON): search, info, health, reload."""
+    setup_logging(verbose)
+    try:
+        import uvicorn
+
+        from siamese.index.server import check_bind, create_app
+    except ImportError as exc:
+        raise SiameseError(
+            f'serving needs the serve extra ({exc.name} is missing): pip install "siamese[serve]"'
+        ) from None
+    check_bind(host, api_key, insecure)
+    app = create_app(index_dir, api_key=api_key, max_body=max_body_bytes, error_log=error_log)
+    served = app.state.served.index
+    click.echo(
+        f"serving {index_dir} ({served.ntotal:,} items, {served.input_type or 'vectors'}) on http://{host}:{port}"
+        f"{' with an API key' if api_key else ''}; Ctrl-C stops",
+        err=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 @index.command(
