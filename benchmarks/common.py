@@ -190,3 +190,31 @@ def write_result(name: str, text: str, out: Path | None = None) -> Path:
     atomic_write_text(path, text)
     echo(text)
     return path
+
+
+# ---------------------------------------------------------------------- runs in fresh processes
+
+
+def siamese_train(out: Path, *args: str, what: str = "training") -> Path:
+    """``siamese-train --task text-pairs ARGS --out OUT`` in a fresh process (its own
+    TensorFlow, as a user runs it); returns ``OUT``, or ends the benchmark with its stderr."""
+    import subprocess
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from siamese.cli import train; train()",
+            "--task",
+            "text-pairs",
+            *args,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{proc.stderr[-3000:]}")
+    return out

@@ -77,8 +77,22 @@ def test_only_max_pooled_text_towers_need_the_toolkit_to_load(tmp_path):
 # ---------------------------------------------------------------------- the README's commands
 
 #: Lines of the README's shell blocks that are not the toolkit's commands (installing, the
-#: test suite itself, the linter): not run here.
-NOT_RUN = ("pip install", "pytest", "SIAMESE_FUZZ=", "SIAMESE_DATA_DIR=", "ruff ", "ray start")
+#: test suite itself, the linter), that need what a test machine has not (a Ray cluster,
+#: GPUs, several hosts; tests/test_distribute.py runs those commands on logical CPU devices
+#: and on 127.0.0.1), or that serve until stopped: not run here.
+NOT_RUN = (
+    "pip install",
+    "pytest",
+    "SIAMESE_FUZZ=",
+    "SIAMESE_DATA_DIR=",
+    "ruff ",
+    "ray start",
+    "siamese-train --task text-pairs --distribute",
+    "TF_CONFIG=",
+    "tensorboard ",  # servers that run until stopped: tests/test_serve.py starts and stops its own
+    "siamese-index serve",
+    "curl ",
+)
 
 
 def shell_commands() -> list[list[str]]:
