@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -233,7 +234,11 @@ def test_a_real_server_answers_concurrent_clients_as_the_python_api(text_index, 
         loaded = Index.load(text_index)
         want = [_expected(loaded, queries, 5) for queries in asked]
 
+        start_together = threading.Barrier(8, timeout=60)
+
         def ask(i: int) -> list:
+            if i < 8:  # the first 8 requests are sent at once, from the 8 threads, so they overlap
+                start_together.wait()
             request = urllib.request.Request(
                 f"{base}/search",
                 data=json.dumps({"queries": asked[i], "k": 5}).encode(),

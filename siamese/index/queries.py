@@ -7,6 +7,7 @@ unbounded file, decode an unbounded image, or embed text of the wrong kind silen
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -105,12 +106,21 @@ def check_image_file(path: str | os.PathLike[str]) -> None:
         ) from None
     if not os.path.isfile(name):
         raise ConfigError(f"this index takes images; {name!r} is not a file")
+    check_image_source(name, name, size)
+
+
+def check_image_source(source: str | os.PathLike[str] | io.BytesIO, name: str, size: int) -> str:
+    """Refuse an image (a file, or its bytes) over :data:`MAX_QUERY_FILE_BYTES` or
+    :data:`MAX_QUERY_PIXELS`, or not readable as an image; returns its format (``"PNG"``...).
+    Only the image's header is read."""
     if size > MAX_QUERY_FILE_BYTES:
         raise ConfigError(f"{name}: the image file has {size:,} bytes; the limit is {MAX_QUERY_FILE_BYTES:,}")
     try:
-        with Image.open(name) as image:
+        with Image.open(source) as image:
             width, height = image.size
+            found = image.format
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ConfigError(f"{name}: not a readable image file ({exc})") from None
     if width * height > MAX_QUERY_PIXELS:
         raise ConfigError(f"{name}: the image has {width}×{height} pixels; the limit is {MAX_QUERY_PIXELS:,}")
+    return found

@@ -48,7 +48,7 @@ import numpy as np
 
 from siamese.errors import ConfigError, DataError, SiameseError
 from siamese.index.api import Index
-from siamese.index.queries import IMAGE, MAX_QUERY_FILE_BYTES, MAX_QUERY_PIXELS, TEXT
+from siamese.index.queries import IMAGE, TEXT, check_image_source
 from siamese.io import current_version
 
 logger = logging.getLogger(__name__)
@@ -124,10 +124,9 @@ def check_bind(host: str, api_key: str | None, insecure: bool) -> None:
 
 
 def _decode_image(text: Any, shape: tuple[int, int, int], position: int) -> np.ndarray:
-    """A base64-encoded PNG/JPEG as the tower's ``(H, W, C)`` ``uint8`` array."""
-    from PIL import Image
-
-    from siamese.datasets.files import to_array
+    """A base64-encoded PNG/JPEG as the tower's ``(H, W, C)`` ``uint8`` array, within the
+    limits of :func:`siamese.index.queries.check_image_source`."""
+    from siamese.datasets.files import open_image, to_array
 
     if not isinstance(text, str) or not text:
         raise RequestError(400, f"query {position}: an image index takes base64-encoded PNG or JPEG bytes")
@@ -135,24 +134,17 @@ def _decode_image(text: Any, shape: tuple[int, int, int], position: int) -> np.n
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise RequestError(400, f"query {position}: not valid base64") from None
-    if len(data) > MAX_QUERY_FILE_BYTES:
-        raise RequestError(
-            413, f"query {position}: the image has {len(data):,} bytes; the limit is {MAX_QUERY_FILE_BYTES:,}"
-        )
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format not in ("PNG", "JPEG"):
-                raise RequestError(400, f"query {position}: a {image.format} image; send PNG or JPEG")
-            width, height = image.size
-            if width * height > MAX_QUERY_PIXELS:
-                raise RequestError(
-                    413, f"query {position}: {width}×{height} pixels; the limit is {MAX_QUERY_PIXELS:,}"
-                )
-            image.load()
-            return to_array(image, shape[2], shape[:2])
-    except RequestError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        found = check_image_source(io.BytesIO(data), f"query {position}", len(data))
+    except ConfigError as exc:
+        raise RequestError(400, str(exc)) from None
+    if found not in ("PNG", "JPEG"):
+        raise RequestError(400, f"query {position}: a {found} image; send PNG or JPEG")
+    try:
+        return to_array(
+            open_image(data, path=f"query {position}", what=f"query {position}"), shape[2], shape[:2]
+        )
+    except DataError as exc:
         raise RequestError(400, f"query {position}: not a readable PNG or JPEG image ({exc})") from None
 
 

@@ -38,7 +38,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,20 +285,3 @@ def _split_cpu(tf: Any, count: int) -> None:
                 f"--cpu-replicas {count}: TensorFlow has already started in this process with "
                 f"{len(tf.config.list_logical_devices('CPU'))} CPU device(s); start a new process"
             ) from None
-
-
-@contextlib.contextmanager
-def used(distribution: Distribution | None) -> Iterator[None]:
-    """The strategy's scope, or nothing for an undistributed run."""
-    if distribution is None:
-        yield
-        return
-    with distribution.scope():
-        yield
-
-
-def replicas_in_sync() -> int:
-    """Replicas of the strategy in use (1 outside any)."""
-    import tensorflow as tf
-
-    return int(tf.distribute.get_strategy().num_replicas_in_sync)
