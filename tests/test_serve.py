@@ -261,3 +261,62 @@ def test_a_real_server_answers_concurrent_clients_as_the_python_api(text_index, 
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+class _SlowIndex:
+    """Stands in for an index: records each search call, takes 50 ms, fails on "bad"."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list, int]] = []
+
+    def search(self, queries, k, **options):
+        self.calls.append((list(queries), k))
+        time.sleep(0.05)
+        if "bad" in queries:
+            raise ConfigError("a bad query")
+        return [[f"{query}@{k}"] for query in queries]
+
+
+def test_requests_that_wait_are_searched_together_and_each_gets_its_own_answer():
+    import asyncio
+
+    from siamese.index.server import Batcher
+
+    async def scenario():
+        index, batcher = _SlowIndex(), Batcher(asyncio.to_thread)
+        first = asyncio.create_task(batcher.search(index, ["q0"], 3, {}))
+        await asyncio.sleep(0.02)  # the first search is under way in its thread
+        assert index.calls == [(["q0"], 3)]
+        waiting = [batcher.search(index, [f"q{i}", f"r{i}"], 3, {}) for i in range(1, 5)]
+        other_k = batcher.search(index, ["s"], 7, {})
+        answers = await asyncio.gather(first, *waiting, other_k)
+        return index, batcher, answers
+
+    index, batcher, answers = asyncio.run(scenario())
+    assert answers[0] == [["q0@3"]]
+    assert answers[1:5] == [[[f"q{i}@3"], [f"r{i}@3"]] for i in range(1, 5)]
+    assert answers[5] == [["s@7"]]
+    assert index.calls == [
+        (["q0"], 3),
+        (["q1", "r1", "q2", "r2", "q3", "r3", "q4", "r4"], 3),  # the four that waited: one call
+        (["s"], 7),  # another k: a call of its own
+    ]
+    assert (batcher.calls, batcher.requests) == (3, 6)
+
+
+def test_a_bad_request_in_a_batch_fails_alone():
+    import asyncio
+
+    from siamese.index.server import Batcher
+
+    async def scenario():
+        index, batcher = _SlowIndex(), Batcher(asyncio.to_thread)
+        first = asyncio.create_task(batcher.search(index, ["q0"], 3, {}))
+        await asyncio.sleep(0.02)
+        rest = [batcher.search(index, [query], 3, {}) for query in ("q1", "bad", "q2")]
+        return index, await asyncio.gather(first, *rest, return_exceptions=True)
+
+    index, answers = asyncio.run(scenario())
+    assert answers[0] == [["q0@3"]] and answers[1] == [["q1@3"]] and answers[3] == [["q2@3"]]
+    assert isinstance(answers[2], ConfigError)
+    assert [queries for queries, _ in index.calls] == [["q0"], ["q1", "bad", "q2"], ["q1"], ["bad"], ["q2"]]

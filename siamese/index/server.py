@@ -24,14 +24,18 @@ Limits: a body over ``max_body`` bytes answers 413; ``k`` from 1 to :data:`MAX_K
 An unexpected error answers 500 with one line; its traceback goes to the error log file,
 never to the console.
 
-The index is loaded once and searched from the server's worker threads concurrently; a
-reload builds the new :class:`Index` aside and swaps it in, so requests under way finish on
-the one they started with.
+The index is loaded once and answers every request; a reload builds the new :class:`Index`
+aside and swaps it in, so requests under way finish on the one they started with. Requests
+that arrive while a search is under way wait for it and are then searched together, in one
+call (:class:`Batcher`): the tower embeds their queries in one batch, which costs little more
+than one query, so concurrent clients are answered at the rate of batches, not of queries.
+A lone request is searched at once.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations (Request),
 # imported inside create_app, at definition time.
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -55,7 +59,7 @@ logger = logging.getLogger(__name__)
 
 #: Largest ``k`` a request may ask for.
 MAX_K = 1000
-#: Most queries in one request.
+#: Most queries in one request (and in one batched search).
 MAX_QUERIES = 1024
 #: Largest request body, by default (bytes).
 MAX_BODY = 16 * 2**20
@@ -197,6 +201,88 @@ def parse_search(body: bytes, index: Index) -> tuple[Any, int, dict[str, int]]:
     return queries, k, options
 
 
+class Batcher:
+    """Searches the requests that came in while the previous search ran, together.
+
+    Requests are grouped by index, ``k`` and search options; one group at a time is searched
+    (at most :data:`MAX_QUERIES` queries a call) in a worker thread, and the hits are handed
+    back to each request in its own order. If a batched search fails, each of its requests
+    is searched alone, so a bad request fails by itself.
+    """
+
+    def __init__(self, run: Any, max_queries: int = MAX_QUERIES) -> None:
+        self._run = run  # awaitable runner of a blocking call in a worker thread
+        self._max = max_queries
+        self._pending: dict[tuple, list[tuple[Any, asyncio.Future]]] = {}
+        self._indexes: dict[tuple, Index] = {}
+        self._draining = False
+        #: Searches made and requests answered (for tests and logs).
+        self.calls = self.requests = 0
+
+    async def search(self, index: Index, queries: Any, k: int, options: dict[str, int]) -> list:
+        """The hits of ``queries``, searched with whatever requests are waiting alongside."""
+        key = (id(index), k, tuple(sorted(options.items())))
+        future = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(key, []).append((queries, future))
+        self._indexes[key] = index
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                key = next(iter(self._pending))
+                waiting = self._pending.pop(key)
+                index = self._indexes.pop(key)
+                group, size = [], 0
+                while waiting and (not group or size + len(waiting[0][0]) <= self._max):
+                    size += len(waiting[0][0])
+                    group.append(waiting.pop(0))
+                if waiting:  # the rest goes in the next call
+                    self._pending[key], self._indexes[key] = waiting, index
+                await self._answer(index, key, group)
+        finally:
+            self._draining = False
+
+    async def _answer(self, index: Index, key: tuple, group: list[tuple[Any, asyncio.Future]]) -> None:
+        _, k, options = key
+        options = dict(options)
+        parts = [queries for queries, _ in group]
+        joined = (
+            np.concatenate(parts) if isinstance(parts[0], np.ndarray) else [q for part in parts for q in part]
+        )
+        self.calls += 1
+        self.requests += len(group)
+        try:
+            hits = await self._run(index.search, joined, k, **options)
+        except Exception as exc:
+            if len(group) == 1:
+                _settle(group[0][1], error=exc)
+                return
+            for queries, future in group:  # alone, so that each request gets its own answer
+                try:
+                    _settle(future, value=await self._run(index.search, queries, k, **options))
+                except Exception as exc:
+                    _settle(future, error=exc)
+            return
+        start = 0
+        for queries, future in group:
+            _settle(future, value=hits[start : start + len(queries)])
+            start += len(queries)
+
+
+def _settle(future: asyncio.Future, *, value: Any = None, error: BaseException | None = None) -> None:
+    """Give ``future`` its result or its error (a request already gone is skipped)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
 def _score(value: float) -> float | None:
     return None if math.isnan(value) else value
 
@@ -226,10 +312,12 @@ def create_app(
     from starlette.concurrency import run_in_threadpool
 
     served = ServedIndex(directory)
+    batcher = Batcher(run_in_threadpool)
     errors = _error_logger(error_log)
     key = api_key.encode("utf-8") if api_key else None
     app = FastAPI(title="siamese index", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.served = served
+    app.state.batcher = batcher
 
     def refuse(status: int, message: str, **headers: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status, headers=headers or None)
@@ -271,7 +359,7 @@ def create_app(
             body = await read_body(request)
             index = served.current()
             queries, k, options = parse_search(body, index)
-            hits = await run_in_threadpool(index.search, queries, k, **options)
+            hits = await batcher.search(index, queries, k, options)
         except RequestError as exc:
             return refuse(exc.status, str(exc))
         except (ConfigError, DataError) as exc:
