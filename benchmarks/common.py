@@ -195,9 +195,9 @@ def write_result(name: str, text: str, out: Path | None = None) -> Path:
 # ---------------------------------------------------------------------- runs in fresh processes
 
 
-def siamese_train(out: Path, *args: str, what: str = "training") -> Path:
-    """``siamese-train --task text-pairs ARGS --out OUT`` in a fresh process (its own
-    TensorFlow, as a user runs it); returns ``OUT``, or ends the benchmark with its stderr."""
+def siamese_train(out: Path, *args: str, what: str = "training", task: str = "text-pairs") -> Path:
+    """``siamese-train --task TASK ARGS --out OUT`` in a fresh process (its own TensorFlow, as
+    a user runs it); returns ``OUT``, or ends the benchmark with its stderr."""
     import subprocess
 
     proc = subprocess.run(
@@ -206,7 +206,7 @@ def siamese_train(out: Path, *args: str, what: str = "training") -> Path:
             "-c",
             "from siamese.cli import train; train()",
             "--task",
-            "text-pairs",
+            task,
             *args,
             "--out",
             str(out),

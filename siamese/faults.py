@@ -19,6 +19,7 @@ The phases (each named where the work reaches it):
 ``embed``          an index build, after the first batch of the corpus is embedded
 ``faiss-write``    an index folder's FAISS file written in the new folder, the folder unfinished
 ``swap``           a new index folder complete, about to become the current one
+``teacher``        teacher embeddings: a chunk written to the cache, the next not begun
 =================  ==========================================================================
 
 ``SIAMESE_KILL_ONCE=PATH`` makes the kill happen once across processes: only in the process
@@ -55,6 +56,7 @@ PHASES = (
     "embed",
     "faiss-write",
     "swap",
+    "teacher",
 )
 
 _reached: dict[str, int] = {}

@@ -44,9 +44,11 @@ def text_tower(
     standardize: str | None = "lower_and_strip_punctuation",
     seed: int | None = None,
     extra_vocabulary: Sequence[str] = (),
+    projection: int | None = None,
     name: str = "text_tower",
 ) -> keras.Model:
-    """Text tower: ``TextVectorization`` → ``Embedding(mask_zero=True)`` → LSTM or BiLSTM.
+    """Text tower: ``TextVectorization`` → ``Embedding(mask_zero=True)`` → LSTM or BiLSTM
+    (→ a linear ``Dense`` projection).
 
     The vocabulary is adapted on ``texts`` (normally the training sentences of both sides) and
     is saved with the model, so the tower maps raw strings to vectors on its own.
@@ -72,11 +74,13 @@ def text_tower(
             ``vocab_size``), e.g. the most frequent words that have pretrained vectors, so
             words never seen in training still get their pretrained vector instead of
             ``[UNK]``.
+        projection: Add a linear ``Dense`` layer to this width after the pooling (e.g. the
+            width of a teacher's vectors); ``None``: none.
         name: Name of the returned model.
 
     Returns:
         A ``keras.Model`` from a batch of strings, shape ``(batch,)``, to ``(batch, units)``
-        (``(batch, 2 * units)`` for ``"bilstm"``).
+        (``(batch, 2 * units)`` for ``"bilstm"``; ``(batch, projection)`` with a projection).
 
     Raises:
         ValueError: A size is not a positive integer, ``rnn`` is unknown, there are no texts
@@ -90,6 +94,8 @@ def text_tower(
     rnn = choice("rnn", rnn, RNN_KINDS)
     sequence_pooling = choice("sequence_pooling", sequence_pooling, SEQUENCE_POOLINGS)
     dropout = fraction("dropout", dropout, include_one=False)
+    if projection is not None:
+        projection = positive_int("projection", projection)
     if embedding_dim is None:
         if word_vectors is None:
             raise ValueError("embedding_dim may be None only when word_vectors are given")
@@ -146,6 +152,10 @@ def text_tower(
         x = keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
     elif sequence_pooling == "max":
         x = MaskedMaxPooling1D(name="max_pool")(x)
+    if projection is not None:
+        x = keras.layers.Dense(
+            projection, kernel_initializer=keras.initializers.GlorotUniform(seed=seed), name="projection"
+        )(x)
     model = keras.Model(inputs, x, name=name)
     if word_vectors is not None:
         matrix = np.array(embedding.get_weights()[0])

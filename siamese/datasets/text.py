@@ -76,7 +76,7 @@ def _decode_lines(path: PathLike) -> list[tuple[int, str]]:
     return lines
 
 
-def _read_lines(path: PathLike) -> list[tuple[int, str]]:
+def read_lines(path: PathLike) -> list[tuple[int, str]]:
     """Non-empty lines of a file as ``(line_number, text)``; an empty file is an error."""
     lines = [(number, text) for number, text in _decode_lines(path) if text != ""]
     if not lines:
@@ -172,7 +172,7 @@ def read_sick(path: PathLike, *, name: str | None = None) -> TextPairs:
     Raises:
         DataError: the file is missing, empty, not UTF-8 or not laid out as above.
     """
-    rows = _data_rows(_read_lines(path), path, _SICK_HEADER)
+    rows = _data_rows(read_lines(path), path, _SICK_HEADER)
     a, b, labels, ids, entailment = [], [], [], [], []
     for line, text in rows:
         parts = _fields(text, path, line, len(_SICK_HEADER))
@@ -216,7 +216,7 @@ def read_stsb(path: PathLike, *, name: str | None = None) -> TextPairs:
     """
     a, b, labels = [], [], []
     genre, source, year = [], [], []
-    for line, text in _read_lines(path):
+    for line, text in read_lines(path):
         parts = _fields(text, path, line, 7, at_least=True)
         labels.append(_score(parts[4], path, line, "score", STSB_SCALE))
         a.append(_sentence(parts[5], path, line, "sentence1"))
@@ -249,7 +249,7 @@ def read_mrpc(path: PathLike, *, name: str | None = None) -> TextPairs:
     Raises:
         DataError: the file is missing, empty, not UTF-8 or not laid out as above.
     """
-    rows = _data_rows(_read_lines(path), path, _MRPC_HEADER)
+    rows = _data_rows(read_lines(path), path, _MRPC_HEADER)
     a, b, labels, id_a, id_b = [], [], [], [], []
     for line, text in rows:
         parts = _fields(text, path, line, len(_MRPC_HEADER))
@@ -282,7 +282,7 @@ def read_paws(path: PathLike, *, name: str | None = None) -> TextPairs:
     Raises:
         DataError: the file is missing, empty, not UTF-8 or not laid out as above.
     """
-    rows = _data_rows(_read_lines(path), path, _PAWS_HEADER)
+    rows = _data_rows(read_lines(path), path, _PAWS_HEADER)
     a, b, labels, ids = [], [], [], []
     for line, text in rows:
         parts = _fields(text, path, line, len(_PAWS_HEADER))
@@ -315,7 +315,7 @@ def read_qqp(path: PathLike, *, name: str | None = None) -> TextPairs:
         DataError: the file is missing, empty, not UTF-8 or not laid out as above.
     """
     a, b, labels, ids = [], [], [], []
-    for line, text in _read_lines(path):
+    for line, text in read_lines(path):
         parts = _fields(text, path, line, 4)
         labels.append(_binary(parts[0], path, line, "label"))
         a.append(_sentence(parts[1], path, line, "question1"))
@@ -344,7 +344,7 @@ def guess_separator(path: PathLike) -> str:
     return "\t" if Path(path).suffix.lower() in (".tsv", ".tab") else ","
 
 
-def _csv_records(path: PathLike, sep: str) -> list[tuple[int, list[str]]]:
+def delimited_records(path: PathLike, sep: str) -> list[tuple[int, list[str]]]:
     """Non-empty records of a delimited file as ``(line_number, fields)``.
 
     Tab-separated files are read without quoting (raw ``"`` is common in sentence data);
@@ -365,7 +365,7 @@ def _csv_records(path: PathLike, sep: str) -> list[tuple[int, list[str]]]:
     return records
 
 
-def _column_index(column: Column, header: list[str] | None, path: PathLike, header_line: int) -> int:
+def column_index(column: Column, header: list[str] | None, path: PathLike, header_line: int) -> int:
     """0-based position of a column given by name (needs a header) or by index."""
     if isinstance(column, bool):
         raise ConfigError(f"column must be a name or a 0-based index, not {column!r}")
@@ -447,14 +447,14 @@ def read_pairs_csv(
     sep = guess_separator(path) if sep is None else sep
     if len(sep) != 1:
         raise ConfigError(f"sep must be a single character, not {sep!r}")
-    records = _csv_records(path, sep)
+    records = delimited_records(path, sep)
     first_line, first = records[0]
     header_row = first if header else None
     rows = records[1:] if header else records
     if not rows:
         raise DataError("file has a header but no data rows", path=path, line=first_line + 1)
     width = len(first)
-    cols = [_column_index(c, header_row, path, first_line) for c in (text_a_col, text_b_col, label_col)]
+    cols = [column_index(c, header_row, path, first_line) for c in (text_a_col, text_b_col, label_col)]
     for col in cols:
         if col >= width:
             raise DataError(
@@ -492,7 +492,7 @@ def _train_dev(pairs: TextPairs, prefix: str, fraction: float, seed: int) -> dic
 def _read_id_pairs(path: PathLike) -> set[tuple[str, str]]:
     """GLUE's ``mrpc_dev_ids.tsv``: one ``id1<TAB>id2`` per line, no header."""
     pairs = set()
-    for line, text in _read_lines(path):
+    for line, text in read_lines(path):
         parts = _fields(text, path, line, 2)
         if not all(part.strip().isdigit() for part in parts):
             raise DataError(f"expected two numeric sentence IDs, found {text!r}", path=path, line=line)

@@ -57,7 +57,7 @@ from siamese.tasks.pair_model import (
 from siamese.towers import RNN_KINDS, SEQUENCE_POOLINGS, text_tower
 from siamese.training import fused
 from siamese.training.config import RunConfig, TaskOptions
-from siamese.training.loop import epoch_permutation, fit_epochs, without_autotune
+from siamese.training.loop import epoch_permutation, fit_epochs
 from siamese.training.plots import plot_history
 from siamese.training.run_dir import RunDir
 from siamese.vectors import load_word_vectors
@@ -86,10 +86,9 @@ PLAIN_EMBEDDING_DIM = 128
 
 
 @dataclass
-class TextOptions(TaskOptions):
-    """Settings of the text tower, of reading a CSV/TSV of pairs, and of a text run."""
-
-    SECTION: ClassVar[str] = "text"
+class TextTowerOptions(TaskOptions):
+    """Settings of a new text tower (:func:`siamese.towers.text_tower`), shared by the text
+    tasks."""
 
     vocab_size: int = 20000
     sequence_length: int = 30
@@ -105,6 +104,18 @@ class TextOptions(TaskOptions):
     # Words with pretrained vectors added to the vocabulary beyond the training text's
     # (the most frequent first), so unseen words keep their vector (0: none).
     vectors_vocabulary: int = 100000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.word_vectors, str) and self.word_vectors.lower() == "none":
+            self.word_vectors = None
+
+
+@dataclass
+class TextOptions(TextTowerOptions):
+    """Settings of the text tower, of reading a CSV/TSV of pairs, and of a text run."""
+
+    SECTION: ClassVar[str] = "text"
+
     # Start from the tower of an earlier text run (its folder or its tower.keras): its
     # vocabulary, layers and weights, under a fresh head (transfer from related pair data).
     # The tower settings above then describe nothing (train_embeddings still applies).
@@ -141,10 +152,56 @@ class TextOptions(TaskOptions):
     symmetric_loss: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.word_vectors, str) and self.word_vectors.lower() == "none":
-            self.word_vectors = None
+        super().__post_init__()
         if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members <= 0:
             raise ConfigError(f"members must be a positive integer, got {self.members!r}")
+
+
+def tower_cli_options(o: type[TextTowerOptions]) -> list[click.Option]:
+    """The command-line options of the settings of a new text tower (:class:`TextTowerOptions`)."""
+    return [
+        option(
+            o,
+            "word_vectors",
+            "--word-vectors",
+            help="Pretrained vectors: glove-6b-50d (installed with the package), a GloVe/word2vec "
+            "text file, .npy, or none.",
+        ),
+        option(
+            o,
+            "train_embeddings",
+            "--freeze-embeddings",
+            flag_value=False,
+            show_default=False,
+            help="Keep pretrained word vectors fixed.",
+        ),
+        option(
+            o,
+            "vectors_vocabulary",
+            "--vectors-vocabulary",
+            type=click.IntRange(min=0),
+            help="Also put this many of the vectors' most frequent words in the vocabulary.",
+        ),
+        option(o, "units", "--units", type=click.IntRange(min=1), help="LSTM units."),
+        option(
+            o,
+            "embedding_dim",
+            "--embedding-dim",
+            type=click.IntRange(min=1),
+            show_default=f"the word vectors' width; {PLAIN_EMBEDDING_DIM} with --word-vectors none",
+            help="Word embedding width.",
+        ),
+        option(o, "rnn", "--rnn", type=click.Choice(RNN_KINDS)),
+        option(
+            o,
+            "sequence_pooling",
+            "--sequence-pooling",
+            type=click.Choice(SEQUENCE_POOLINGS),
+            help="The LSTM's last state, or the mean or maximum of its states over the tokens.",
+        ),
+        option(o, "sequence_length", "--sequence-length", type=click.IntRange(min=1)),
+        option(o, "vocab_size", "--vocab-size", type=click.IntRange(min=3)),
+    ]
 
 
 class _Ranks(click.ParamType):
@@ -190,38 +247,7 @@ class TextPairsTask(Task):
     def cli_options(self) -> list[click.Option]:
         o = TextOptions
         return [
-            option(
-                o,
-                "word_vectors",
-                "--word-vectors",
-                help="Pretrained vectors: glove-6b-50d (installed with the package), a GloVe/word2vec "
-                "text file, .npy, or none.",
-            ),
-            option(
-                o,
-                "train_embeddings",
-                "--freeze-embeddings",
-                flag_value=False,
-                show_default=False,
-                help="Keep pretrained word vectors fixed.",
-            ),
-            option(
-                o,
-                "vectors_vocabulary",
-                "--vectors-vocabulary",
-                type=click.IntRange(min=0),
-                help="Also put this many of the vectors' most frequent words in the vocabulary.",
-            ),
-            option(o, "units", "--units", type=click.IntRange(min=1), help="LSTM units."),
-            option(
-                o,
-                "embedding_dim",
-                "--embedding-dim",
-                type=click.IntRange(min=1),
-                show_default=f"the word vectors' width; {PLAIN_EMBEDDING_DIM} with --word-vectors none",
-                help="Word embedding width.",
-            ),
-            option(o, "rnn", "--rnn", type=click.Choice(RNN_KINDS)),
+            *tower_cli_options(o),
             option(
                 o,
                 "init_tower",
@@ -259,13 +285,6 @@ class TextPairsTask(Task):
             ),
             option(
                 o,
-                "sequence_pooling",
-                "--sequence-pooling",
-                type=click.Choice(SEQUENCE_POOLINGS),
-                help="The LSTM's last state, or the mean or maximum of its states over the tokens.",
-            ),
-            option(
-                o,
                 "positive_threshold",
                 "--positive-threshold",
                 type=float,
@@ -296,8 +315,6 @@ class TextPairsTask(Task):
                 is_flag=True,
                 help="--objective retrieval: also train each positive to pick its anchor among the batch's.",
             ),
-            option(o, "sequence_length", "--sequence-length", type=click.IntRange(min=1)),
-            option(o, "vocab_size", "--vocab-size", type=click.IntRange(min=3)),
             option(o, "text_a_col", "--text-a-col", help="CSV/TSV: first text column."),
             option(o, "text_b_col", "--text-b-col", help="CSV/TSV: second text column."),
             option(o, "label_col", "--label-col", help="CSV/TSV: label column."),
@@ -495,7 +512,7 @@ def build_model(
             if isinstance(layer, keras.layers.Embedding):
                 layer.trainable = options.train_embeddings
     else:
-        tower = _new_tower(config, train, word_vectors)
+        tower = new_text_tower(options, [*train.a, *train.b], word_vectors, seed=config.seed)
     return build_pair_model(tower, config)
 
 
@@ -521,10 +538,18 @@ def load_text_tower(path: str | os.PathLike[str]) -> keras.Model:
     return tower
 
 
-def _new_tower(config: RunConfig, train: TextPairs, word_vectors: Any) -> keras.Model:
-    options = config.options
+def new_text_tower(
+    options: TextTowerOptions,
+    texts: Sequence[str],
+    word_vectors: Any,
+    *,
+    seed: int,
+    projection: int | None = None,
+) -> keras.Model:
+    """A fresh text tower of ``options`` whose vocabulary is adapted on ``texts`` (and the
+    word vectors' most frequent words), its embedding started from ``word_vectors``."""
     return text_tower(
-        list(train.a) + list(train.b),
+        texts,
         vocab_size=options.vocab_size,
         sequence_length=options.sequence_length,
         embedding_dim=options.embedding_dim,
@@ -534,8 +559,9 @@ def _new_tower(config: RunConfig, train: TextPairs, word_vectors: Any) -> keras.
         dropout=options.dropout,
         word_vectors=word_vectors,
         train_embeddings=options.train_embeddings,
-        seed=config.seed,
+        seed=seed,
         extra_vocabulary=word_vectors.words[: options.vectors_vocabulary] if word_vectors else (),
+        projection=projection,
     )
 
 
@@ -579,7 +605,7 @@ def _fit(
                 ids_a.shape[1],
                 100 * fused.padding_share(lengths, batches),
             )
-        return _id_dataset([ids_a, ids_b], y_train, batches, lengths), None
+        return fused.id_dataset([ids_a, ids_b], y_train, batches, lengths), None
 
     dev_data = None
     if dev_pairs is not None:
@@ -588,7 +614,7 @@ def _fit(
         dev_batches = fused.batch_order(
             dev_lengths, np.argsort(dev_lengths, kind="stable"), config.batch_size, pool_batches=0, rng=None
         )
-        dev_data = _id_dataset([dev_a, dev_b], _targets(dev_pairs, config), dev_batches, dev_lengths)
+        dev_data = fused.id_dataset([dev_a, dev_b], _targets(dev_pairs, config), dev_batches, dev_lengths)
     monitor, mode, _ = monitored(config)
     return fit_epochs(
         model,
@@ -671,7 +697,7 @@ def _fit_retrieval(
         )
         batches = distinct_batches(bucketed, sides, config.batch_size)
         targets = np.zeros(len(keys_a), dtype=np.float32)  # the in-batch losses need none
-        return _id_dataset([corpus_ids[keys] for keys in sides], targets, batches, lengths), None
+        return fused.id_dataset([corpus_ids[keys] for keys in sides], targets, batches, lengths), None
 
     dev_set = pair_retrieval_set(dev_pairs.a, dev_pairs.b, positives(dev_pairs, config))
     return fit_for_retrieval(
@@ -785,26 +811,6 @@ def _refit(
     )
     _fit(model, state, refit_config, sub, pooled, None, verbose)
     return model
-
-
-def _id_dataset(
-    sides: list[np.ndarray],
-    targets: np.ndarray,
-    batches: list[np.ndarray],
-    lengths: np.ndarray,
-) -> tf.data.Dataset:
-    """The batches of token ids of every side (each cut to the batch's longest sentence) as a
-    ``tf.data.Dataset``."""
-    target_shape = (None, *targets.shape[1:])
-    dataset = tf.data.Dataset.from_generator(
-        lambda: fused.side_batches(sides, targets, batches, lengths),
-        output_signature=(
-            tuple(tf.TensorSpec((None, None), tf.int64) for _ in sides),
-            tf.TensorSpec(target_shape, tf.as_dtype(targets.dtype)),
-        ),
-    )
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
-    return without_autotune(dataset)
 
 
 # ---------------------------------------------------------------------- scoring

@@ -29,10 +29,12 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from siamese.encode import lengths_of, text_chain, text_vectorizer
 from siamese.layers import GroupSides, SplitPair, StackPair, TakeRows
 from siamese.models import head_of, tower_of
+from siamese.training.loop import without_autotune
 
 
 def computes_the_same(tower: keras.Model) -> bool:
@@ -222,3 +224,23 @@ def padding_share(lengths: np.ndarray, batches: list[np.ndarray], width: int | N
     used = sum(int(lengths[b].sum()) for b in batches)
     slots = sum(len(b) * (width or max(int(lengths[b].max()), 1)) for b in batches)
     return 1.0 - used / slots if slots else 0.0
+
+
+def id_dataset(
+    sides: list[np.ndarray],
+    targets: np.ndarray,
+    batches: list[np.ndarray],
+    lengths: np.ndarray,
+) -> tf.data.Dataset:
+    """The batches of token ids of every side (each cut to the batch's longest sentence) as a
+    ``tf.data.Dataset``."""
+    target_shape = (None, *targets.shape[1:])
+    dataset = tf.data.Dataset.from_generator(
+        lambda: side_batches(sides, targets, batches, lengths),
+        output_signature=(
+            tuple(tf.TensorSpec((None, None), tf.int64) for _ in sides),
+            tf.TensorSpec(target_shape, tf.as_dtype(targets.dtype)),
+        ),
+    )
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
+    return without_autotune(dataset)

