@@ -4,13 +4,13 @@ Run:  python benchmarks/ondisk.py [--n 24000000] [--limit-mb 1536]
 
 1. ``--n`` float32 vectors of dimension 64 around 1,000 Gaussian centres (the recipe of
    ``index.py``'s synthetic set, generated a block at a time into a ``.npy`` file that is
-   mapped, never held whole), and 1,000 queries drawn alike.
+   mapped, never held whole), and 1,000 queries drawn alike (the first ``--queries`` used).
 2. ``Index.from_vectors(..., factory=IVF4096,Flat, metric=l2, on_disk=True)`` builds the
    index (the quantizer trained on a seeded sample of 40 vectors per list, its inverted lists
    merged shard by shard into ``lists.ivfdata``) and saves it.
 3. The exact 10 nearest neighbours of the queries, by brute force over the mapped vectors.
 4. Three conditions, each a fresh process running the same code (``Index.load`` of the
-   folder, then for each ``nprobe`` one batched ``search_vectors`` call of all the queries
+   folder, then for each ``nprobe`` one batched ``search_vectors`` call of the queries
    and ``--single`` one-query calls), ``--repeats`` times each, interleaved; medians:
    - *capped, cold*: the process joins a new memory cgroup (cgroup v1
      ``memory.limit_in_bytes`` = ``--limit-mb``; no swap on this machine) after the page
@@ -24,6 +24,12 @@ Run:  python benchmarks/ondisk.py [--n 24000000] [--limit-mb 1536]
    768 MiB the process thrashed on its own code pages, hence the default of 1,536 MiB and an
    index whose lists are about four times that. Where no cgroup can be made, the
    capped condition is left out and the table says so.
+
+With ``--keep`` the built index stays in ``--work`` (with its build times in ``built.json``)
+and a later ``--keep`` run of the same ``--n`` and ``--seed`` searches it instead of building
+again. Under the cap most list reads go to the disk, several times over (the kernel's
+readahead brings pages that are evicted before they are used), so the capped condition is the
+slow one: hence the 200 batched and 50 single queries per ``nprobe``.
 
 Writes ``benchmarks/results/ondisk.md``. Needs about 5 × (n × 256 bytes) of free disk in
 ``--work`` (the input, the spill, the lists, the saved vectors).
@@ -53,6 +59,8 @@ BLOCK = 500_000
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
 #: Vectors that train the quantizer: FAISS asks for at least 39 per list.
 TRAIN_SAMPLE = 40 * 4096
+#: What a ``--keep`` run leaves in ``--work`` beside the index: its size, seed and build times.
+BUILT = "built.json"
 
 
 def make_vectors(path: Path, n: int, seed: int) -> np.ndarray:
@@ -170,22 +178,33 @@ def main(argv: list[str] | None = None) -> None:
     parser = common.parser(__doc__, NAME)
     parser.add_argument("--n", type=int, default=24_000_000, help="base vectors")
     parser.add_argument("--limit-mb", type=int, default=1536, help="the search process's memory cap")
-    parser.add_argument("--single", type=int, default=200, help="one-query searches per nprobe")
+    parser.add_argument("--queries", type=int, default=200, help="queries of the batched search (of 1,000)")
+    parser.add_argument("--single", type=int, default=50, help="one-query searches per nprobe")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the built index in --work, and reuse one a --keep run left there",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/siamese-ondisk-bench"), help="scratch folder")
     parser.add_argument("--repeats", type=int, default=3, help="runs per condition (medians)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     run = common.invocation(NAME, argv)
-    shutil.rmtree(args.work, ignore_errors=True)
-    args.work.mkdir(parents=True)
-    try:
-        text = measure(args, run)
-    finally:
+    reuse = args.keep and (args.work / BUILT).is_file()
+    if not reuse:
         shutil.rmtree(args.work, ignore_errors=True)
+        args.work.mkdir(parents=True)
+    try:
+        text = measure(args, run, reuse)
+    finally:
+        if not args.keep:
+            shutil.rmtree(args.work, ignore_errors=True)
     common.write_result(NAME, text, args.out)
 
 
-def measure(args, run) -> str:
+def build(args) -> dict:
+    """Write the vectors, build and save the on-disk index, find the exact neighbours; the
+    times taken (kept in ``--work`` as :data:`BUILT`)."""
     from siamese.index import Index
 
     t0 = time.perf_counter()
@@ -193,7 +212,6 @@ def measure(args, run) -> str:
     queries = np.load(args.work / "queries.npy")
     made_s = time.perf_counter() - t0
     common.echo(f"{args.n:,} vectors written in {made_s:.0f} s")
-
     t0 = time.perf_counter()
     index = Index.from_vectors(base, factory=FACTORY, metric="l2", on_disk=True, train_sample=TRAIN_SAMPLE)
     build_s = time.perf_counter() - t0
@@ -202,10 +220,27 @@ def measure(args, run) -> str:
     save_s = time.perf_counter() - t0
     del index
     common.echo(f"built in {build_s:.0f} s, saved in {save_s:.0f} s")
-    truth = exact_neighbours(base, queries, 10)
-    np.save(args.work / "truth.npy", truth)
+    np.save(args.work / "truth.npy", exact_neighbours(base, queries, 10))
     del base
     (args.work / "base.npy").unlink()
+    built = {"n": args.n, "seed": args.seed, "build_s": build_s, "save_s": save_s}
+    (args.work / BUILT).write_text(json.dumps(built))
+    return built
+
+
+def measure(args, run, reuse: bool) -> str:
+    if reuse:
+        built = json.loads((args.work / BUILT).read_text())
+        if (built["n"], built["seed"]) != (args.n, args.seed):
+            raise SystemExit(
+                f"{args.work} holds an index of {built['n']:,} vectors (seed {built['seed']}): not --n/--seed"
+            )
+        common.echo(f"reusing the index kept in {args.work}")
+    else:
+        built = build(args)
+    build_s, save_s = built["build_s"], built["save_s"]
+    np.save(args.work / "q.npy", np.load(args.work / "queries.npy")[: args.queries])
+    np.save(args.work / "t.npy", np.load(args.work / "truth.npy")[: args.queries])
     sizes = {p.name: p.stat().st_size for p in (args.work / "idx").rglob("*") if p.is_file()}
     lists_mb = sizes["lists.ivfdata"] / 2**20
     vectors_mb = sizes["vectors.npy"] / 2**20
@@ -249,7 +284,7 @@ def measure(args, run) -> str:
             "index",
             "the search process",
             "recall@10",
-            "batched q/s (1,000 q, one call)",
+            f"batched q/s ({args.queries:,} q, one call)",
             f"single q/s ({args.single})",
         ],
         rows,
@@ -314,8 +349,8 @@ def search_process(args, *, capped: bool, warm: bool, tag: str) -> dict | None:
                 CHILD,
                 str(group) if group else "-",
                 str(folder),
-                str(args.work / "queries.npy"),
-                str(args.work / "truth.npy"),
+                str(args.work / "q.npy"),
+                str(args.work / "t.npy"),
                 str(args.single),
                 ",".join(map(str, NPROBES)),
             ],
