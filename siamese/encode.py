@@ -303,10 +303,33 @@ def embed_texts(tower: keras.Model, texts: Any, *, batch_size: int) -> np.ndarra
     return out
 
 
+_VECTORIZERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled_vectorizer(vectorizer: keras.layers.TextVectorization) -> Callable[[Any], Any]:
+    """``vectorizer``'s call as a ``tf.function`` made once: called eagerly, its ragged string
+    ops cost ~2 ms a sentence of Python dispatch, which dominated the time of a one-query
+    search."""
+    import tensorflow as tf
+
+    # A new vocabulary (set_vocabulary) makes a new lookup table: the compiled call, which
+    # holds the old one, is then made again.
+    table = getattr(getattr(vectorizer, "_lookup_layer", None), "lookup_table", None)
+    known, compiled = _VECTORIZERS.get(vectorizer, (None, None))
+    if compiled is None or known is not table:
+        layer = weakref.ref(vectorizer)  # the cache's value must not keep its key alive
+        compiled = tf.function(
+            lambda texts: layer()(texts), input_signature=[tf.TensorSpec([None], tf.string)]
+        )
+        _VECTORIZERS[vectorizer] = (table, compiled)
+    return compiled
+
+
 def token_ids(vectorizer: keras.layers.TextVectorization, texts: Any, batch_size: int = 4096) -> np.ndarray:
     """Token ids of ``texts``, ``(n, sequence_length)`` int64, made in batches."""
     texts = np.asarray(texts, dtype=object)
-    parts = [np.asarray(vectorizer(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
+    compiled = _compiled_vectorizer(vectorizer)
+    parts = [np.asarray(compiled(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
     width = vectorizer.get_config().get("output_sequence_length") or max(p.shape[1] for p in parts)
     return np.concatenate([np.pad(p, ((0, 0), (0, width - p.shape[1]))) for p in parts]).astype(np.int64)
 

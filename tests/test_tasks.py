@@ -31,7 +31,7 @@ def _train(args: list[str]) -> Any:
         ("text-pairs", "--rotated-classes", None, "image-pairs"),
         ("text-pairs", "--tta", "2", "image-pairs"),
         ("basketball", "--head", "concat", "text-pairs, image-pairs"),
-        ("basketball", "--resume", None, "text-pairs, image-pairs"),
+        ("basketball", "--resume", None, "text-pairs, image-pairs, text-distill"),
         ("image-pairs", "--season-loss", "mse", "basketball"),
     ],
 )
@@ -62,7 +62,7 @@ def test_the_general_help_names_every_task_and_missing_task_is_one_line():
         assert name in general.output
     missing = _train(["--epochs", "3"])
     assert missing.exit_code == 2 and missing.output.strip().splitlines() == [
-        "Error: --task is required: choose one of text-pairs, image-pairs, basketball"
+        "Error: --task is required: choose one of text-pairs, image-pairs, text-distill, basketball"
     ]
 
 
@@ -87,7 +87,7 @@ def test_a_run_config_holds_the_chosen_tasks_section_only():
     assert RunConfig.from_dict(json.loads(json.dumps(saved)), ImageOptions) == config
 
 
-# ---------------------------------------------------------------------- a fourth task
+# ---------------------------------------------------------------------- a task of a plugin
 
 
 @dataclass
@@ -150,4 +150,7 @@ def test_a_fourth_task_is_one_module_and_a_registration(tmp_path, toy_task):
     refused = _train(["--task", "text-pairs", "--width", "3", "--out", str(tmp_path / "t")])
     assert refused.exit_code == 2 and "--width applies to --task toy only" in refused.output
     evaluated = CliRunner().invoke(cli.evaluate, ["--run", str(out)])
-    assert evaluated.exit_code == 2 and "siamese-eval scores text-pairs, image-pairs runs" in evaluated.output
+    assert (
+        evaluated.exit_code == 2
+        and "siamese-eval scores text-pairs, image-pairs, text-distill runs" in evaluated.output
+    )

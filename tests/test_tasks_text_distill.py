@@ -65,6 +65,7 @@ def toy_teacher(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]))
     log = tmp_path / "teacher.log"
     monkeypatch.setenv("TOY_TEACHER_LOG", str(log))
+    monkeypatch.setenv("SIAMESE_CACHE_DIR", str(tmp_path / "cache"))  # a teacher cache of the test's own
     sys.modules.pop("toy_teacher", None)
     return log
 

@@ -176,7 +176,7 @@ class BasketballTask(Task):
     data_help = (
         "real (the Kaggle seasons and the course's tournament), simulated, or a course-format season CSV."
     )
-    rank = 2
+    rank = 3
     options_type = BasketballOptions
     defaults = Defaults(data="real", epochs=40, batch_size=2048, learning_rate=0.05)
     settings = frozenset(

@@ -115,7 +115,7 @@ class TextDistillTask(Task):
     name = NAME
     summary = "a text tower trained to reproduce a sentence-embedding model's vectors (distillation)"
     data_help = "Not used: --sentences gives the sentences."
-    rank = 1
+    rank = 2
     options_type = DistillOptions
     defaults = Defaults(data="sentences", epochs=10, batch_size=64, learning_rate=1e-3, patience=2)
     settings = frozenset(
