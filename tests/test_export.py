@@ -100,8 +100,17 @@ def _run_litert(folder: Path, inputs: np.ndarray) -> np.ndarray:
 RUNNERS = {"saved-model": _run_saved_model, "onnx": _run_onnx, "litert": _run_litert}
 
 
-@pytest.fixture(scope="module")
-def text_tower_file(tmp_path_factory, sentences) -> Path:
+#: The text towers exported: the toolkit's default shape (a BiLSTM, max-pooled, projected as a
+#: distilled tower is) and a one-way LSTM read at its last state.
+TEXT_TOWERS = {
+    "bilstm-max-projected": {"rnn": "bilstm", "sequence_pooling": "max", "projection": 12},
+    "lstm-max": {"rnn": "lstm", "sequence_pooling": "max"},
+    "bilstm-last": {"rnn": "bilstm", "sequence_pooling": "last"},
+}
+
+
+@pytest.fixture(scope="module", params=list(TEXT_TOWERS))
+def text_tower_file(request, tmp_path_factory, sentences) -> Path:
     path = tmp_path_factory.mktemp("text") / "tower.keras"
     siamese.text_tower(
         sentences[:800],
@@ -109,8 +118,8 @@ def text_tower_file(tmp_path_factory, sentences) -> Path:
         sequence_length=16,
         embedding_dim=16,
         units=16,
-        sequence_pooling="max",
         seed=3,
+        **TEXT_TOWERS[request.param],
     ).save(path)
     return path
 
