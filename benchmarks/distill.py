@@ -13,17 +13,19 @@ Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
    toolkit's): it embeds ``sentences.txt`` once into ``vectors.npy``, and the test (and dev)
    sentences of STS-B, SICK and Quora.
 3. Each student: ``siamese-train --task text-distill --teacher vectors.npy --sentences
-   sentences.txt`` with its settings (:data:`STUDENTS`, chosen on dev) in a process of its
-   own; its training minutes.
+   sentences.txt`` with its settings (:data:`STUDENTS`: the issue's first script's shapes,
+   not yet tuned on dev) in a process of its own; its training minutes.
 4. Test figures, every side scored by the same function
    (:func:`siamese.tasks.text_distill.evaluation_figures`) on its own vectors: STS-B and
    SICK test, Pearson and Spearman (×100) of the cosine of the two sentences' vectors against
    the gold scores; Quora test, duplicate retrieval (recall@10, MRR@10) through a cosine Flat
    index of the split's 19,081 distinct questions.
 5. Speed: sentences/s turning those 19,081 Quora questions into vectors, each side in a fresh
-   process, ``--repeats`` times, medians: the student through the export path
-   (``Index.build``: embed, add to FAISS), the teacher through ``SentenceTransformer.encode``
-   (batch 64); the peak RSS of that process.
+   process, ``--repeats`` times, medians: the same work on both sides — the sentences in,
+   unit vectors out, in batches of 64 — the student through ``siamese.embed`` (the embedding
+   of the export path, ``Index.build``, without the FAISS add, which the teacher's side does
+   not do), the teacher through ``SentenceTransformer.encode(normalize_embeddings=True)``;
+   the peak RSS of that process.
 6. With ``--finetune``: the largest student, then ``siamese-train --task text-pairs --data stsb
    --init-tower STUDENT --head cosine --loss cosent``: STS-B dev cosine Spearman before and
    after (dev only: whether adapting to one's own pairs helps).
@@ -60,16 +62,18 @@ COMMON = ("--epochs", "8", "--batch-size", "64", "--no-tensorboard")
 
 STUDENT_SPEED = """
 import json, resource, sys, time
-from siamese.index import Index
+import numpy as np
+from siamese import embed
 from siamese.models import load_tower
 
 texts = json.load(open(sys.argv[1], encoding="utf-8"))
 tower = load_tower(sys.argv[2])
 began = time.perf_counter()
-index = Index.build(tower, texts, metric="cosine", progress=False)
+vectors = embed(tower, texts, batch_size=64)
+vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
 seconds = time.perf_counter() - began
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-json.dump({"seconds": seconds, "peak_rss": rss, "count": index.ntotal}, open(sys.argv[3], "w"))
+json.dump({"seconds": seconds, "peak_rss": rss, "count": len(vectors)}, open(sys.argv[3], "w"))
 """
 
 
@@ -108,7 +112,7 @@ def student_speed(tower: Path, texts: list[str], folder: Path) -> dict:
 def training_sentences() -> list[str]:
     from siamese.datasets.sentences import heldout_test_sentences, read_sources
 
-    sentences, _ = read_sources(SOURCES)
+    sentences = read_sources(SOURCES)
     banned = heldout_test_sentences(SOURCES)
     return [text for text in dict.fromkeys(sentences) if text not in banned]
 
@@ -289,9 +293,9 @@ def report(run, sentences, corpus, teacher_figures, students, speeds, finetune, 
         f"`mse`, `{' '.join(COMMON)}`; the epoch chosen on 2,000 held-out sentences (mean cosine to the "
         "teacher). " + "; ".join(f"{name}: `{' '.join(STUDENTS[name])}`" for name in students),
         f"Speed: the {len(corpus):,} distinct questions of the Quora test split into vectors, each side "
-        f"in a fresh process, {args.repeats} runs, medians; students through `Index.build` (embed + add "
-        "to a Flat index), the teacher through `SentenceTransformer.encode(batch_size=64)` (torch, its "
-        "own virtual environment). Peak RSS: that process's.",
+        f"in a fresh process, {args.repeats} runs, medians; the same work on both sides (unit vectors, "
+        "batches of 64): students through `siamese.embed`, the teacher through "
+        "`SentenceTransformer.encode` (torch, its own virtual environment). Peak RSS: that process's.",
         "Test figures: every side scored by the same function on its own vectors "
         "(`siamese.tasks.text_distill.evaluation_figures`). The test splits were looked at once, for "
         "this table.",

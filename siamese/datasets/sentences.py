@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from siamese.datasets.text import (
@@ -41,23 +40,13 @@ DEFAULT_COLUMN = "sentence"
 PAIR_COLUMNS = ("sentence1", "sentence2")
 
 
-@dataclass(frozen=True)
-class Source:
-    """One ``--sentences`` value, and how many sentences it gave."""
-
-    spec: str
-    count: int
-
-
 def is_named(spec: str) -> bool:
     """Whether ``spec`` names a staged text dataset."""
     return spec.strip().lower() in TEXT_DATASETS
 
 
-def read_sources(
-    specs: Sequence[str], *, columns: Sequence[str] = (), seed: int = 0
-) -> tuple[list[str], list[Source]]:
-    """The sentences of every source, in order (duplicates kept), and what each gave.
+def read_sources(specs: Sequence[str], *, columns: Sequence[str] = (), seed: int = 0) -> list[str]:
+    """The sentences of every source, in order (duplicates kept).
 
     Args:
         specs: The sources (see the module docstring).
@@ -72,13 +61,11 @@ def read_sources(
     if not specs:
         raise ConfigError("--sentences is required: a dataset name, a .txt file or a CSV/TSV column")
     sentences: list[str] = []
-    sources = []
     for spec in specs:
         found = read_source(spec, columns=columns, seed=seed)
         sentences.extend(found)
-        sources.append(Source(spec, len(found)))
         logger.info("sentences from %s: %d", spec, len(found))
-    return sentences, sources
+    return sentences
 
 
 def read_source(spec: str, *, columns: Sequence[str] = (), seed: int = 0) -> list[str]:

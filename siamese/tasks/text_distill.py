@@ -252,7 +252,7 @@ class TextDistillTask(Task):
             raise ConfigError(
                 "--augment needs a teacher that embeds new sentences (a model or MODULE:FUNCTION)"
             )
-        sentences, _ = read_sources(options.sentences, columns=options.text_col, seed=config.data_seed)
+        sentences = read_sources(options.sentences, columns=options.text_col, seed=config.data_seed)
         given = teacher.vectors(len(sentences)) if isinstance(teacher, Precomputed) else None
         banned = heldout_test_sentences(
             [*options.eval_data, *(spec for spec in options.sentences if is_named(spec))],
@@ -318,7 +318,7 @@ class TextDistillTask(Task):
 
     def fit(self, job: Job, run: RunDir, *, model: keras.Model, state: dict | None, verbose: Any) -> Trained:
         config = job.config
-        trainer = id_trainer(model)
+        trainer = fused.id_trainer(model)
         trainer.compile(
             optimizer=model.optimizer,
             loss=_loss(config.options.distill_loss),
@@ -437,7 +437,7 @@ def _resolve(config: RunConfig) -> RunConfig:
 
 
 def _one_input(sides: Any, targets: Any) -> tuple[Any, Any]:
-    """A batch of one side's ids as the single input of :func:`id_trainer`'s model."""
+    """A batch of one side's ids as the single input of :func:`siamese.training.fused.id_trainer`'s model."""
     return sides[0], targets
 
 
@@ -447,17 +447,6 @@ def _cache_root(options: DistillOptions) -> Path | None:
 
 def _loss(name: str) -> keras.losses.Loss:
     return keras.losses.MeanSquaredError() if name == "mse" else keras.losses.CosineSimilarity()
-
-
-def id_trainer(tower: keras.Model) -> keras.Model:
-    """A model sharing ``tower``'s layers from token ids ``(batch, length)``, any length, to
-    its output: what trains on batches cut to their longest sentence."""
-    encode.text_vectorizer(tower)  # refuses a tower that is not a text tower
-    ids = keras.Input(shape=(None,), dtype="int64", name="ids")
-    encoded = ids
-    for layer in encode.text_chain(tower):
-        encoded = layer(encoded)
-    return keras.Model(ids, encoded, name=f"{tower.name}_ids")
 
 
 def augmented(texts: Sequence[str], copies: int, *, seed: int) -> list[str]:

@@ -112,6 +112,17 @@ def embedding_trainer(model: keras.Model, *, sides: int = 2, token_ids: bool = F
     )
 
 
+def id_trainer(tower: keras.Model) -> keras.Model:
+    """A model sharing ``tower``'s layers from token ids ``(batch, length)``, any length, to
+    its output: what trains on batches cut to their longest sentence."""
+    text_vectorizer(tower)  # refuses a tower that is not a text tower
+    ids = keras.Input(shape=(None,), dtype="int64", name="ids")
+    encoded = ids
+    for layer in text_chain(tower):
+        encoded = layer(encoded)
+    return keras.Model(ids, encoded, name=f"{tower.name}_ids")
+
+
 def item_trainer(model: keras.Model) -> keras.Model:
     """A model sharing ``model``'s tower that embeds a batch of items: what a class-labelled
     embedding loss (:class:`~siamese.losses.BatchHardTripletLoss`) trains, each item of the
