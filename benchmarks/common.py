@@ -195,9 +195,12 @@ def write_result(name: str, text: str, out: Path | None = None) -> Path:
 # ---------------------------------------------------------------------- runs in fresh processes
 
 
-def siamese_train(out: Path, *args: str, what: str = "training", task: str = "text-pairs") -> Path:
+def siamese_train(
+    out: Path, *args: str, what: str = "training", task: str = "text-pairs", log: Path | None = None
+) -> Path:
     """``siamese-train --task TASK ARGS --out OUT`` in a fresh process (its own TensorFlow, as
-    a user runs it); returns ``OUT``, or ends the benchmark with its stderr."""
+    a user runs it); returns ``OUT``, or ends the benchmark with its stderr. ``log``: where
+    to keep its stderr (the log lines)."""
     import subprocess
 
     proc = subprocess.run(
@@ -215,6 +218,8 @@ def siamese_train(out: Path, *args: str, what: str = "training", task: str = "te
         text=True,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
+    if log is not None:
+        log.write_text(proc.stderr, encoding="utf-8")
     if proc.returncode != 0:
         raise SystemExit(f"{what} failed:\n{proc.stderr[-3000:]}")
     return out

