@@ -61,7 +61,17 @@ STUDENTS = {
     "lstm-128": ("--rnn", "lstm", "--units", "128", "--sequence-pooling", "max"),
     "bilstm-256": ("--rnn", "bilstm", "--units", "256", "--sequence-pooling", "max"),
 }
-COMMON = ("--epochs", "8", "--batch-size", "64", "--no-tensorboard")
+COMMON = (
+    "--epochs",
+    "8",
+    "--batch-size",
+    "64",
+    "--learning-rate",
+    "3e-3",
+    "--augment",
+    "2",
+    "--no-tensorboard",
+)
 
 STUDENT_SPEED = """
 import json, resource, sys, time
