@@ -90,9 +90,10 @@ json.dump({"seconds": seconds, "peak_rss": rss, "count": len(vectors)}, open(sys
 """
 
 
-def teacher_run(python: str, texts: list[str], folder: Path, tag: str) -> tuple[np.ndarray, dict]:
-    """The teacher's unit vectors of ``texts`` (one process of the teacher's venv), and its
-    seconds and peak RSS."""
+def teacher_speed(python: str, texts: list[str], folder: Path) -> dict:
+    """The teacher's seconds and peak RSS embedding ``texts`` into unit vectors (one process of
+    the teacher's venv)."""
+    tag = "speed"
     (folder / f"{tag}.json").write_text(json.dumps(texts), encoding="utf-8")
     script = folder / "teacher.py"
     script.write_text(TEACHER_SCRIPT, encoding="utf-8")
@@ -105,7 +106,7 @@ def teacher_run(python: str, texts: list[str], folder: Path, tag: str) -> tuple[
         str(folder / f"{tag}.m"),
     ]
     subprocess.run(args, check=True, env=env, timeout=7200)
-    return np.load(folder / f"{tag}.npy"), json.loads((folder / f"{tag}.m").read_text())
+    return json.loads((folder / f"{tag}.m").read_text())
 
 
 def student_speed(tower: Path, texts: list[str], folder: Path) -> dict:
@@ -122,14 +123,6 @@ def student_speed(tower: Path, texts: list[str], folder: Path) -> dict:
     return json.loads((folder / "speed.m").read_text())
 
 
-def training_sentences() -> list[str]:
-    from siamese.datasets.sentences import heldout_test_sentences, read_sources
-
-    sentences = read_sources(SOURCES)
-    banned = heldout_test_sentences(SOURCES)
-    return [text for text in dict.fromkeys(sentences) if text not in banned]
-
-
 def quora_corpus() -> list[str]:
     from siamese.datasets.text import load_text_dataset
     from siamese.metrics.retrieval import pair_retrieval_set
@@ -138,10 +131,12 @@ def quora_corpus() -> list[str]:
     return list(pair_retrieval_set(pairs.a, pairs.b, pairs.labels == 1.0).corpus)
 
 
-def train(out: Path, *args: str, task: str = "text-distill") -> float:
-    """Wall minutes of one run; its log lines are kept in ``OUT.log``."""
+def train(out: Path, *args: str) -> float:
+    """Wall minutes of one distillation run; its log lines are kept in ``OUT.log``."""
     began = time.perf_counter()
-    common.siamese_train(out, *args, task=task, what=f"training {out.name}", log=out.with_suffix(".log"))
+    common.siamese_train(
+        out, *args, task="text-distill", what=f"training {out.name}", log=out.with_suffix(".log")
+    )
     return (time.perf_counter() - began) / 60
 
 
@@ -181,22 +176,20 @@ def measure(args, run, folder: Path) -> str:
     os.environ[venv_teacher.PYTHON_VARIABLE] = args.teacher_python
     here = str(Path(__file__).resolve().parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
-    sentences = training_sentences()
-    common.echo(f"{len(sentences):,} training sentences")
-
     students = {}
     for name in args.students:
         out = folder / name
         wall = train(out, *student_args(name, folder, args.teacher_cache))
         metrics = json.loads((out / "metrics.json").read_text())
         log = out.with_suffix(".log").read_text(encoding="utf-8")
-        found = re.search(r"augmentation: (\d+) variants", log)
+        counts = re.search(r"distillation: (\d+) sentences \((\d+) train, (\d+) dev\)", log)
+        variants = re.search(r"augmentation: (\d+) variants", log)
         students[name] = {
-            "augmented": int(found.group(1)) if found else 0,
+            "sentences": int(counts.group(1)),
+            "dev": int(counts.group(3)),
+            "augmented": int(variants.group(1)) if variants else 0,
             "minutes": epoch_minutes(out),
-            "wall": wall,
             "metrics": metrics,
-            "config": json.loads((out / "config.json").read_text()),
         }
         common.echo(f"{name}: {students[name]['minutes']:.1f} min of epochs ({wall:.1f} min in all)")
     teacher_figures = students[args.students[0]]["metrics"]["teacher/test"]
@@ -204,7 +197,7 @@ def measure(args, run, folder: Path) -> str:
     corpus = quora_corpus()
     speeds: dict[str, list[dict]] = {"teacher": [], **{name: [] for name in args.students}}
     for repeat in range(args.repeats):
-        _, measured = teacher_run(args.teacher_python, corpus, folder, "speed")
+        measured = teacher_speed(args.teacher_python, corpus, folder)
         speeds["teacher"].append(measured)
         for name in args.students:
             speeds[name].append(student_speed(folder / name, corpus, folder))
@@ -213,14 +206,14 @@ def measure(args, run, folder: Path) -> str:
             + ", ".join(f"{k} {len(corpus) / v[-1]['seconds']:,.0f}/s" for k, v in speeds.items())
         )
 
-    return report(run, sentences, corpus, teacher_figures, students, speeds, args)
+    return report(run, corpus, teacher_figures, students, speeds, args)
 
 
 def median(values: list[float]) -> float:
     return float(np.median(values))
 
 
-def report(run, sentences, corpus, teacher_figures, students, speeds, args) -> str:
+def report(run, corpus, teacher_figures, students, speeds, args) -> str:
     rate = {side: median([len(corpus) / m["seconds"] for m in runs]) for side, runs in speeds.items()}
     rss = {side: median([m["peak_rss"] for m in runs]) / 2**20 for side, runs in speeds.items()}
     rows = []
@@ -256,11 +249,12 @@ def report(run, sentences, corpus, teacher_figures, students, speeds, args) -> s
         ],
         rows,
     )
-    variants = students[args.students[0]]["augmented"]
+    first = students[args.students[0]]
     notes = [
-        f"Training sentences: {len(sentences):,} distinct sentences of the train and dev splits of "
-        f"{', '.join(SOURCES)} (none of their test sentences), 2,000 of them held out to pick the epoch "
-        f"(mean cosine to the teacher), plus {variants:,} variants of the others (`--augment`); targets: "
+        f"Training sentences: {first['sentences']:,} distinct sentences of the train and dev splits of "
+        f"{', '.join(SOURCES)} (none of their test sentences), {first['dev']:,} of them held out to pick "
+        f"the epoch (mean cosine to the teacher), plus {first['augmented']:,} variants of the others "
+        "(`--augment`); targets: "
         "the teacher's unit vectors (384-d). Students: GloVe 6B 50d word vectors, max pooling, a linear "
         f"projection to 384, the default loss (cosine), `{' '.join(COMMON)}`; "
         + "; ".join(f"{name}: `{' '.join(STUDENTS[name])}`" for name in students)
