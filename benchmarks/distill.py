@@ -58,8 +58,8 @@ SOURCES = ("sick", "stsb", "mrpc", "paws", "qqp")
 EVAL = ("stsb", "sick", "qqp")
 #: The students: name → ``siamese-train --task text-distill`` options.
 STUDENTS = {
-    "lstm-128": ("--rnn", "lstm", "--units", "128", "--sequence-pooling", "max"),
-    "bilstm-256": ("--rnn", "bilstm", "--units", "256", "--sequence-pooling", "max"),
+    "bilstm-128": ("--rnn", "bilstm", "--units", "128", "--sequence-pooling", "max", "--vocab-size", "50000"),
+    "bilstm-384": ("--rnn", "bilstm", "--units", "384", "--sequence-pooling", "max", "--vocab-size", "50000"),
 }
 COMMON = (
     "--epochs",
