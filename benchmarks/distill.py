@@ -1,7 +1,7 @@
 """Distillation: student towers trained on all-MiniLM-L6-v2's vectors, beside the teacher.
 
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
-      --teacher-python /path/to/venv/bin/python [--students lstm-128 bilstm-256] [--repeats 3]
+      --teacher-python /path/to/venv/bin/python [--students bilstm-128 bilstm-384] [--repeats 3]
       [--teacher-cache DIR]
 
 1. Each student: ``siamese-train --task text-distill --teacher venv_teacher:embed --sentences
