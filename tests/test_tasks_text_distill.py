@@ -184,6 +184,23 @@ def test_the_teacher_cache_is_reused_by_a_second_run(tmp_path, toy_teacher):
     assert calls(toy_teacher) == first  # the second run read the cache: no call
 
 
+def test_split_seed_keeps_the_data_so_another_seed_reuses_the_cache(tmp_path, toy_teacher):
+    sentences = sentences_file(tmp_path / "s.txt", n=100)
+    base = ["--teacher", "toy_teacher:embed", "--sentences", str(sentences), "--augment", "1"]
+    base += ["--epochs", "1"]
+    made = []
+    for name, seeds in (("a", []), ("b", ["--seed", "1", "--split-seed", "0"]), ("c", ["--seed", "1"])):
+        result = distill([*base, *seeds, "--out", str(tmp_path / name), *STUDENT])
+        assert result.exit_code == 0, result.output
+        made.append(sum(calls(toy_teacher)) - sum(made))
+    assert made[0] > 100 and made[1] == 0  # b: the same sentences and variants, all from the cache
+    assert made[2] > 0  # c: --seed alone moves the data too, so the teacher embeds again
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert (config["seed"], config["split_seed"]) == (1, 0)
+    dev = [json.loads((tmp_path / n / "metrics.json").read_text())["dev"] for n in "ab"]
+    assert dev[0]["n"] == dev[1]["n"] and dev[0] != dev[1]  # same hold-out, other weights
+
+
 def test_a_killed_teacher_embedding_resumes_where_it_stopped(tmp_path, toy_teacher):
     texts = [f"{a} {b} {c}" for a in WORDS for b in WORDS for c in WORDS[:4]][:1000]
     (tmp_path / "texts.json").write_text(json.dumps(texts))

@@ -88,7 +88,20 @@ def _common_options(task: tasks.Task) -> list[click.Option]:
             show_default=True,
             help="What --lr-patience multiplies the learning rate by.",
         ),
-        "seed": click.Option(["--seed"], type=int, default=_RUN_DEFAULTS["seed"], show_default=True),
+        "seed": click.Option(
+            ["--seed"],
+            type=int,
+            default=_RUN_DEFAULTS["seed"],
+            show_default=True,
+            help="Seed of the weights, shuffles and dropout; also of the data unless --split-seed is given.",
+        ),
+        "split_seed": click.Option(
+            ["--split-seed"],
+            type=int,
+            default=None,
+            help="Seed of the data: the dev hold-out, and text-distill's sentence order and --augment "
+            "variants.  [default: --seed] Give it to vary --seed alone on the same data.",
+        ),
         "tensorboard": click.Option(
             ["--tensorboard/--no-tensorboard"],
             default=True,

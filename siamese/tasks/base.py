@@ -62,6 +62,7 @@ PAIR_SETTINGS = frozenset(
         "learning_rate",
         "patience",
         "seed",
+        "split_seed",
         "head_hidden_units",
         "time_budget",
         "lr_patience",

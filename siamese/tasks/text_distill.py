@@ -132,6 +132,7 @@ class TextDistillTask(Task):
             "learning_rate",
             "patience",
             "seed",
+            "split_seed",
             "time_budget",
             "lr_patience",
             "lr_factor",
