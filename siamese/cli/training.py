@@ -99,8 +99,8 @@ def _common_options(task: tasks.Task) -> list[click.Option]:
             ["--split-seed"],
             type=int,
             default=None,
-            help="Seed of the data: the dev hold-out, and text-distill's sentence order and --augment "
-            "variants.  [default: --seed] Give it to vary --seed alone on the same data.",
+            help="Seed of the data: the dev hold-out (text-distill: also the sentence order and the "
+            "augmentation variants).  [default: --seed] Give it to vary --seed alone on the same data.",
         ),
         "tensorboard": click.Option(
             ["--tensorboard/--no-tensorboard"],
