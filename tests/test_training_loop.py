@@ -22,6 +22,22 @@ def _setup(tmp_path, epochs=3, patience=0):
     return model, config, run, x, y
 
 
+def _resume(run, config, x, y, dev_y):
+    """Go on with the run in ``run`` from its checkpoint; its history."""
+    restored, state = run.load_checkpoint()
+    return fit_epochs(
+        restored,
+        lambda e: (x, y),
+        (x, dev_y),
+        run,
+        config,
+        monitor="val_loss",
+        mode="min",
+        state=state,
+        verbose=0,
+    )
+
+
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
     model, config, run, x, y = _setup(tmp_path)
     bad = y.copy()
@@ -69,18 +85,7 @@ def test_learning_rate_is_lowered_on_a_plateau_and_kept_on_resume(tmp_path):
 
     # Resumed for two more epochs, the run goes on at the rate it had reached.
     config.epochs = 6
-    restored, state = run.load_checkpoint()
-    history = fit_epochs(
-        restored,
-        lambda e: (x, y),
-        (x, dev_y),
-        run,
-        config,
-        monitor="val_loss",
-        mode="min",
-        state=state,
-        verbose=0,
-    )
+    history = _resume(run, config, x, y, dev_y)
     assert history["learning_rate"][4:] == pytest.approx([0.0015625, 0.000390625], rel=1e-6)
 
 
@@ -97,3 +102,59 @@ def test_without_lr_patience_the_rate_stays_and_is_not_logged(tmp_path):
 def test_bad_plateau_settings_are_refused(field, value):
     with pytest.raises(siamese.errors.ConfigError, match=field):
         RunConfig(task="text-pairs", data="x", **{field: value})
+
+
+def test_cosine_schedule_sets_the_rate_step_by_step_and_resumes_where_it_was(tmp_path):
+    from siamese.training import loop
+
+    assert loop.cosine_rate(0.1, 0.0) == pytest.approx(0.1)
+    assert loop.cosine_rate(0.1, 0.5) == pytest.approx(0.05)
+    assert loop.cosine_rate(0.1, 1.0) == pytest.approx(0.0, abs=1e-12)
+
+    model, config, run, x, y = _setup(tmp_path, epochs=4)
+    config.lr_schedule, config.lr_patience = "cosine", 1  # the plateau rule is not used with it
+    dev_y = 1.0 - y  # dev worsens: the plateau rule, were it on, would lower the rate
+    whole = fit_epochs(
+        model, lambda e: (x, y), (x, dev_y), run, config, monitor="val_loss", mode="min", verbose=0
+    )
+    # 16 pairs in batches of 4: 4 steps an epoch; the rate logged is that of an epoch's last step.
+    expected = [loop.cosine_rate(0.1, (epoch + 3 / 4) / 4) for epoch in range(4)]
+    assert whole["learning_rate"] == pytest.approx(expected, rel=1e-5)
+
+    # The same run stopped by Ctrl-C in its third epoch, then resumed: the same rates and losses.
+    model, config, run, x, y = _setup(tmp_path / "again", epochs=4)
+    config.lr_schedule, config.lr_patience = "cosine", 1
+
+    class Batches(keras.utils.PyDataset):  # Ctrl-C at the second step of the third epoch
+        def __init__(self, epoch):
+            super().__init__()
+            self.epoch = epoch
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            if self.epoch == 2 and i == 1:
+                raise KeyboardInterrupt
+            return (x[0][4 * i : 4 * i + 4], x[1][4 * i : 4 * i + 4]), y[4 * i : 4 * i + 4]
+
+    with pytest.raises(siamese.errors.Interrupted):
+        fit_epochs(
+            model,
+            lambda e: (Batches(e), None),
+            (x, dev_y),
+            run,
+            config,
+            monitor="val_loss",
+            mode="min",
+            verbose=0,
+        )
+    assert run.load_checkpoint()[1]["epoch"] == 2
+    resumed = _resume(run, config, x, y, dev_y)
+    assert resumed["learning_rate"] == pytest.approx(whole["learning_rate"], rel=1e-5)
+    assert resumed["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-4)
+
+
+def test_an_unknown_schedule_is_refused():
+    with pytest.raises(siamese.errors.ConfigError, match="lr_schedule"):
+        RunConfig(task="text-pairs", data="x", lr_schedule="linear")

@@ -18,7 +18,7 @@ import click
 from siamese import tasks
 from siamese.cli.common import UsageLikeError, echo_metrics, friendly_errors, setup_logging
 from siamese.errors import SiameseError
-from siamese.training.config import CONCAT_HIDDEN, OBJECTIVES, RunConfig
+from siamese.training.config import CONCAT_HIDDEN, LR_SCHEDULES, OBJECTIVES, RunConfig
 from siamese.training.distribute import STRATEGIES, start
 
 _TASK_KEY = "siamese.task"
@@ -87,6 +87,14 @@ def _common_options(task: tasks.Task) -> list[click.Option]:
             default=_RUN_DEFAULTS["lr_factor"],
             show_default=True,
             help="What --lr-patience multiplies the learning rate by.",
+        ),
+        "lr_schedule": click.Option(
+            ["--lr-schedule"],
+            type=click.Choice(list(LR_SCHEDULES)),
+            default=_RUN_DEFAULTS["lr_schedule"],
+            show_default=True,
+            help="cosine: lower the learning rate step by step from --learning-rate to 0 over --epochs "
+            "(--lr-patience is then not used).",
         ),
         "seed": click.Option(
             ["--seed"],

@@ -67,6 +67,7 @@ PAIR_SETTINGS = frozenset(
         "time_budget",
         "lr_patience",
         "lr_factor",
+        "lr_schedule",
         "tensorboard",
     }
 )

@@ -136,6 +136,7 @@ class TextDistillTask(Task):
             "time_budget",
             "lr_patience",
             "lr_factor",
+            "lr_schedule",
             "tensorboard",
         }
     )

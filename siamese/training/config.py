@@ -23,6 +23,9 @@ from siamese.errors import ConfigError
 #: Sections of ``config.json`` written by earlier versions for every task at once.
 LEGACY_SECTIONS = ("text", "image", "basketball")
 OBJECTIVES = ("regression", "binary", "retrieval")
+#: How the learning rate moves during a run: ``constant`` (changed only by ``lr_patience``)
+#: or ``cosine`` (from the rate given down to 0 over the run's epochs, step by step).
+LR_SCHEDULES = ("constant", "cosine")
 #: Hidden ReLU units of the concat head when the run does not say.
 CONCAT_HIDDEN = 128
 
@@ -69,6 +72,10 @@ class RunConfig:
             by ``lr_factor`` (0: never; the rate does not go below the loop's floor);
             ``None``: the task's default for the data.
         lr_factor: What the learning rate is multiplied by on such a plateau, in (0, 1).
+        lr_schedule: One of :data:`LR_SCHEDULES`. ``cosine`` sets the rate at every step,
+            ``learning_rate * (1 + cos(pi * done)) / 2`` with ``done`` the share of the
+            ``epochs`` steps already taken, so it depends on the step alone (a resumed run
+            goes on where it was) and ``lr_patience`` is not used.
         tensorboard: Write TensorBoard logs of each epoch in the run's ``logs/`` folder
             (:mod:`siamese.training.summaries`).
         options: The task's own settings (its :class:`TaskOptions`); ``None``: its defaults.
@@ -92,6 +99,7 @@ class RunConfig:
     time_budget: float | None = None
     lr_patience: int | None = None
     lr_factor: float = 0.5
+    lr_schedule: str = "constant"
     tensorboard: bool = True
     options: Any = None
     version: str = __version__
@@ -109,6 +117,10 @@ class RunConfig:
                 raise ConfigError(f"{name} must be 0 or more, got {value!r}")
         if not 0 < self.lr_factor < 1:
             raise ConfigError(f"lr_factor must be between 0 and 1, got {self.lr_factor!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
         if self.objective not in (None, *OBJECTIVES):
             raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.options is not None and not isinstance(self.options, TaskOptions):

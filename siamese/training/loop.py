@@ -49,6 +49,29 @@ class _KillPoint(keras.callbacks.Callback):
             faults.kill_point("epoch")
 
 
+class _CosineRate(keras.callbacks.Callback):
+    """``RunConfig.lr_schedule == "cosine"``: before each step, the rate of that step,
+    ``base * (1 + cos(pi * done)) / 2``, ``done`` the share of the run's steps already taken
+    (an epoch of unknown length counts as one step)."""
+
+    def __init__(self, optimizer: Any, base: float, epochs: int) -> None:
+        super().__init__()
+        self.optimizer, self.base, self.epochs = optimizer, float(base), epochs
+        self.epoch, self.steps = 0, 1
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch, self.steps = epoch, max(int(self.params.get("steps") or 1), 1)
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        done = (self.epoch + min(batch, self.steps - 1) / self.steps) / self.epochs
+        self.optimizer.learning_rate.assign(cosine_rate(self.base, done))
+
+
+def cosine_rate(base: float, done: float) -> float:
+    """The cosine schedule's rate once ``done`` (0 to 1) of the run's steps are taken."""
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
+
+
 def learning_rate_of(optimizer: Any) -> float:
     """The optimizer's current learning rate (also of a mirrored variable, under tf.distribute,
     which ``float`` refuses)."""
@@ -143,6 +166,18 @@ def fit_epochs(
         # SICK epoch. The same zero slots, made before.
         fitted_model.optimizer.build(fitted_model.trainable_variables)
     callbacks = [keras.callbacks.TerminateOnNaN(), _StopAfterOneEpoch()]
+    cosine = config.lr_schedule == "cosine" and fitted_model.optimizer is not None
+    if cosine:
+        # The rate the schedule starts from: the run's, else the optimizer's at the start
+        # (kept in the checkpoint's state, as the optimizer's own is lowered by then).
+        if config.learning_rate is not None:
+            state["lr_base"] = float(config.learning_rate)
+        base = state.setdefault("lr_base", learning_rate_of(fitted_model.optimizer))
+        callbacks.append(_CosineRate(fitted_model.optimizer, base, config.epochs))
+        if config.lr_patience:
+            logger.info(
+                "the cosine schedule sets the learning rate; --lr-patience %d is not used", config.lr_patience
+            )
     if faults.armed("epoch"):
         callbacks.append(_KillPoint())
     began, last_epoch_seconds = time.perf_counter(), 0.0
@@ -181,7 +216,7 @@ def fit_epochs(
                 f"the loss became {logs.get('loss')} in epoch {epoch + 1}; stopped, and the checkpoint "
                 f"of epoch {epoch} is kept in {run.checkpoints} (try a lower --learning-rate)"
             )
-        if config.lr_patience and watched:
+        if (config.lr_patience and watched) or cosine:
             logs["learning_rate"] = learning_rate_of(fitted_model.optimizer)
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
@@ -195,7 +230,7 @@ def fit_epochs(
             else:
                 state["wait"] += 1
                 state["lr_wait"] = state.get("lr_wait", 0) + 1
-            if config.lr_patience:
+            if config.lr_patience and not cosine:
                 _lower_on_plateau(fitted_model.optimizer, state, config, epoch + 1)
         state.update(epoch=epoch + 1, history=history)
         state["seconds"] = [*state.get("seconds", []), round(last_epoch_seconds, 3)]
