@@ -2,7 +2,7 @@
 
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
       --teacher-python /path/to/venv/bin/python [--students bilstm-128 bilstm-384] [--repeats 3]
-      [--teacher-cache DIR]
+      [--teacher-cache DIR] [--seed 0] [--split-seed S]
 
 1. Each student: ``siamese-train --task text-distill --teacher venv_teacher:embed --sentences
    sick --sentences stsb --sentences mrpc --sentences paws --sentences qqp`` with its settings
@@ -147,6 +147,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument("--repeats", type=int, default=3, help="speed runs of each side (medians)")
+    parser.add_argument("--seed", type=int, default=0, help="the students' --seed (weights, batch order)")
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="the students' --split-seed (sentence order, variants, hold-out; default: --seed)",
+    )
     parser.add_argument(
         "--teacher-cache",
         help="the teacher cache's folder, kept between invocations (default: a temporary one)",
@@ -158,12 +165,16 @@ def main(argv: list[str] | None = None) -> None:
     common.write_result(NAME, text, args.out)
 
 
-def student_args(name: str, folder: Path, cache: str | None) -> list[str]:
+def student_args(
+    name: str, folder: Path, cache: str | None, seed: int = 0, split_seed: int | None = None
+) -> list[str]:
     """``siamese-train --task text-distill`` options of student ``name``: the teacher in its
-    own environment (:mod:`venv_teacher`), the sources by name, a cache shared by the students."""
+    own environment (:mod:`venv_teacher`), the sources by name, a cache shared by the students,
+    the seeds."""
     sources = [arg for source in SOURCES for arg in ("--sentences", source)]
     cache = ["--teacher-cache", cache or str(folder / "cache")]
-    return ["--teacher", TEACHER, *sources, *cache, *STUDENTS[name], *COMMON]
+    seeds = ["--seed", str(seed), *(["--split-seed", str(split_seed)] if split_seed is not None else [])]
+    return ["--teacher", TEACHER, *sources, *cache, *STUDENTS[name], *COMMON, *seeds]
 
 
 def epoch_minutes(out: Path) -> float:
@@ -179,7 +190,7 @@ def measure(args, run, folder: Path) -> str:
     students = {}
     for name in args.students:
         out = folder / name
-        wall = train(out, *student_args(name, folder, args.teacher_cache))
+        wall = train(out, *student_args(name, folder, args.teacher_cache, args.seed, args.split_seed))
         metrics = json.loads((out / "metrics.json").read_text())
         log = out.with_suffix(".log").read_text(encoding="utf-8")
         counts = re.search(r"distillation: (\d+) sentences \((\d+) train, (\d+) dev\)", log)
@@ -256,7 +267,9 @@ def report(run, corpus, teacher_figures, students, speeds, args) -> str:
         f"the epoch (mean cosine to the teacher), plus {first['augmented']:,} variants of the others "
         "(`--augment`); targets: "
         "the teacher's unit vectors (384-d). Students: GloVe 6B 50d word vectors, max pooling, a linear "
-        f"projection to 384, the default loss (cosine), `{' '.join(COMMON)}`; "
+        f"projection to 384, the default loss (cosine), `{' '.join(COMMON)}`, seed {args.seed}"
+        + (f", split seed {args.split_seed}" if args.split_seed is not None else "")
+        + "; "
         + "; ".join(f"{name}: `{' '.join(STUDENTS[name])}`" for name in students)
         + ". Training minutes: the epochs', the teacher's embedding (cached, shared) excluded.",
         f"Speed: the {len(corpus):,} distinct questions of the Quora test split into vectors, each side "
@@ -265,8 +278,7 @@ def report(run, corpus, teacher_figures, students, speeds, args) -> str:
         "`SentenceTransformer.encode` (torch, its own virtual environment). Peak RSS: that process's.",
         "Test figures: every side scored by the same function on its own vectors "
         "(`siamese.tasks.text_distill.evaluation_figures`), the teacher's in the students' runs. The "
-        "settings were chosen on dev (benchmarks/README.md); the test splits were looked at once, for "
-        "this table.",
+        "settings were chosen on dev; benchmarks/README.md counts the looks at the test splits.",
     ]
     return common.header(TITLE, run, notes) + table + "\n"
 
