@@ -162,6 +162,23 @@ def test_a_new_run_refuses_to_overwrite_and_resume_needs_a_run(tmp_path):
     assert (tmp_path / "new" / "metrics.json").is_file()
 
 
+def test_resume_refuses_a_setting_that_differs_from_the_runs(tmp_path):
+    data = pairs_file(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    first = ["--data", str(data), "--epochs", "1", "--out", str(out), "--split-seed", "3", *SMALL]
+    assert train_text_pairs(first).exit_code == 0
+    saved = (out / "config.json").read_text()
+    for changed in (["--split-seed", "4"], ["--learning-rate", "0.5"], ["--units", "9"]):
+        refused = train_text_pairs(["--data", str(data), "--out", str(out), "--resume", *changed], catch=True)
+        assert refused.exit_code != 0 and changed[0] in refused.output, refused.output
+        assert "only --epochs can change" in refused.output
+        assert (out / "config.json").read_text() == saved  # nothing was touched
+    # The run's own settings, given again, and more epochs: it goes on.
+    again = train_text_pairs([*first[:3], "2", *first[4:], "--resume"], catch=True)
+    assert again.exit_code == 0, again.output
+    assert len(json.loads((out / "history.json").read_text())["loss"]) == 2
+
+
 @pytest.mark.slow
 def test_eval_in_a_fresh_process_reproduces_the_run(tmp_path):
     data = pairs_file(tmp_path / "pairs.tsv", binary=True)

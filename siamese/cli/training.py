@@ -10,6 +10,7 @@ folder is made.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import click
 from siamese import tasks
 from siamese.cli.common import UsageLikeError, echo_metrics, friendly_errors, setup_logging
 from siamese.errors import SiameseError
+from siamese.io import read_json
 from siamese.training.config import CONCAT_HIDDEN, LR_SCHEDULES, OBJECTIVES, RunConfig
 from siamese.training.distribute import STRATEGIES, start
 
@@ -249,6 +251,40 @@ class TrainCommand(click.Command):
                     formatter.write_dl(records)
 
 
+def _given_on_the_command_line() -> dict[str, str]:
+    """The parameters the user wrote on the command line (not defaults): name → option."""
+    ctx = click.get_current_context()
+    return {
+        param.name: param.opts[0]
+        for param in ctx.command.get_params(ctx)
+        if param.name and ctx.get_parameter_source(param.name) == click.core.ParameterSource.COMMANDLINE
+    }
+
+
+def _refuse_changed_settings(task: tasks.Task, config: RunConfig, out: Path, given: dict[str, str]) -> None:
+    """``--resume`` goes on with the run's saved settings (only ``--epochs`` may change): a
+    setting given on the command line that differs from the saved one is refused, not ignored."""
+    if not (out / "config.json").is_file():
+        return  # the task says there is nothing to resume
+    saved = read_json(out / "config.json")
+    now = task.configure(config).to_dict()
+    section = task.options_type.SECTION
+    for name, flag in sorted(given.items()):
+        if name == "epochs":
+            continue
+        if name in saved:
+            before, after = saved[name], now.get(name)
+        elif name in saved.get(section, {}):
+            before, after = saved[section][name], now.get(section, {}).get(name)
+        else:
+            continue
+        if json.loads(json.dumps(after)) != before:
+            raise SiameseError(
+                f"--resume goes on with the settings {out} was started with: {flag} is {after!r} here, "
+                f"{before!r} there (only --epochs can change; start a new run with --out elsewhere)"
+            )
+
+
 @click.command(cls=TrainCommand)
 @friendly_errors
 def train(**values: Any) -> None:
@@ -268,6 +304,8 @@ def train(**values: Any) -> None:
             raise SiameseError("--resume needs --out, the run folder to continue")
         stem = Path(config.data or task.defaults.data).stem.replace(":", "-").replace("/", "-")
         out_dir = str(Path("runs") / f"{task.name}-{stem}")
+    if resume:
+        _refuse_changed_settings(task, config, Path(out_dir), given=_given_on_the_command_line())
     distribution = start(distribute, cpu_replicas=cpu_replicas) if distribute else None
     metrics = task.train(config, out_dir, resume=resume, distribution=distribution)
     click.echo(f"run folder: {out_dir}")
