@@ -2,7 +2,7 @@
 
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
       --teacher-python /path/to/venv/bin/python [--students bilstm-128 bilstm-384] [--repeats 3]
-      [--teacher-cache DIR] [--seed 0] [--split-seed S] [--runs DIR]
+      [--teacher-cache DIR] [--augment 2] [--seed 0] [--split-seed S] [--runs DIR]
 
 1. Each student: ``siamese-train --task text-distill --teacher venv_teacher:embed --sentences
    sick --sentences stsb --sentences mrpc --sentences paws --sentences qqp`` with its settings
@@ -72,10 +72,10 @@ COMMON = (
     "64",
     "--learning-rate",
     "3e-3",
-    "--augment",
-    "2",
     "--no-tensorboard",
 )
+#: The students' ``--augment`` unless the invocation gives another.
+AUGMENT = 2
 
 STUDENT_SPEED = """
 import json, resource, sys, time
@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument("--repeats", type=int, default=3, help="speed runs of each side (medians)")
+    parser.add_argument(
+        "--augment", type=int, default=AUGMENT, help="the students' --augment (variants of each sentence)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="the students' --seed (weights, batch order)")
     parser.add_argument(
         "--split-seed",
@@ -179,7 +182,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def student_args(
-    name: str, folder: Path, cache: str | None, seed: int = 0, split_seed: int | None = None
+    name: str,
+    folder: Path,
+    cache: str | None,
+    seed: int = 0,
+    split_seed: int | None = None,
+    augment: int = AUGMENT,
 ) -> list[str]:
     """``siamese-train --task text-distill`` options of student ``name``: the teacher in its
     own environment (:mod:`venv_teacher`), the sources by name, a cache shared by the students,
@@ -187,7 +195,17 @@ def student_args(
     sources = [arg for source in SOURCES for arg in ("--sentences", source)]
     cache = ["--teacher-cache", cache or str(folder / "cache")]
     seeds = ["--seed", str(seed), *(["--split-seed", str(split_seed)] if split_seed is not None else [])]
-    return ["--teacher", TEACHER, *sources, *cache, *STUDENTS[name], *COMMON, *seeds]
+    return [
+        "--teacher",
+        TEACHER,
+        *sources,
+        *cache,
+        *STUDENTS[name],
+        *COMMON,
+        "--augment",
+        str(augment),
+        *seeds,
+    ]
 
 
 def trained(name: str, options: list[str], args, folder: Path) -> tuple[Path, float]:
@@ -227,7 +245,7 @@ def measure(args, run, folder: Path) -> str:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
     students = {}
     for name in args.students:
-        options = student_args(name, folder, args.teacher_cache, args.seed, args.split_seed)
+        options = student_args(name, folder, args.teacher_cache, args.seed, args.split_seed, args.augment)
         out, wall = trained(name, options, args, folder)
         metrics = json.loads((out / "metrics.json").read_text())
         log = out.with_suffix(".log").read_text(encoding="utf-8")
@@ -305,7 +323,8 @@ def report(run, corpus, teacher_figures, students, speeds, args) -> str:
         f"the epoch (mean cosine to the teacher), plus {first['augmented']:,} variants of the others "
         "(`--augment`); targets: "
         "the teacher's unit vectors (384-d). Students: GloVe 6B 50d word vectors, max pooling, a linear "
-        f"projection to 384, the default loss (cosine), `{' '.join(COMMON)}`, seed {args.seed}"
+        f"projection to 384, the default loss (cosine), `{' '.join(COMMON)} --augment {args.augment}`, "
+        f"seed {args.seed}"
         + (f", split seed {args.split_seed}" if args.split_seed is not None else "")
         + "; "
         + "; ".join(f"{name}: `{' '.join(STUDENTS[name])}`" for name in students)
