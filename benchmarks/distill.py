@@ -54,6 +54,8 @@ import numpy as np
 import venv_teacher
 from retrieval import MINILM_SCRIPT as TEACHER_SCRIPT  # the teacher's venv script, shared
 
+from siamese.io import atomic_write_json
+
 NAME = "distill"
 TITLE = "Distilling all-MiniLM-L6-v2 into the toolkit's text tower"
 #: The teacher, run by the task through :mod:`venv_teacher` (its own virtual environment).
@@ -229,7 +231,7 @@ def trained(name: str, options: list[str], args, folder: Path) -> tuple[Path, fl
         common.echo(f"{name}: resuming the unfinished run in {out}")
         return out, train(out, *options, "--resume")
     out.parent.mkdir(parents=True, exist_ok=True)
-    started.write_text(json.dumps(options))
+    atomic_write_json(started, options)  # never half a file, if killed here
     return out, train(out, *options)
 
 

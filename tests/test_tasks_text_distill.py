@@ -184,6 +184,25 @@ def test_the_teacher_cache_is_reused_by_a_second_run(tmp_path, toy_teacher):
     assert calls(toy_teacher) == first  # the second run read the cache: no call
 
 
+def test_resume_needs_neither_teacher_nor_sentences_again(tmp_path, toy_teacher):
+    sentences = sentences_file(tmp_path / "s.txt", n=120)
+    out = tmp_path / "run"
+    args = ["--teacher", "toy_teacher:embed", "--sentences", str(sentences), "--epochs", "1"]
+    result = distill([*args, "--out", str(out), *STUDENT])
+    assert result.exit_code == 0, result.output
+    embedded = calls(toy_teacher)
+    result = distill(["--resume", "--out", str(out), "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads((out / "history.json").read_text())["loss"]) == 2  # one more epoch
+    assert calls(toy_teacher) == embedded  # the saved teacher, through its cache
+    assert f"--input {sentences}" in result.output  # next steps from the run's own settings
+    for missing, given in (("--teacher", ["--sentences", str(sentences)]), ("--sentences", args[:2])):
+        result = distill([*given, "--out", str(tmp_path / "new"), *STUDENT])
+        assert result.exit_code == 2 and f"{missing} is required" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        assert not (tmp_path / "new").exists()
+
+
 def test_split_seed_keeps_the_data_so_another_seed_reuses_the_cache(tmp_path, toy_teacher):
     sentences = sentences_file(tmp_path / "s.txt", n=100)
     base = ["--teacher", "toy_teacher:embed", "--sentences", str(sentences), "--augment", "1"]

@@ -310,6 +310,8 @@ def train(**values: Any) -> None:
     metrics = task.train(config, out_dir, resume=resume, distribution=distribution)
     click.echo(f"run folder: {out_dir}")
     echo_metrics(metrics)
+    if resume:  # the run's own settings, not the command line's (which may leave them out)
+        config = RunConfig.from_dict(read_json(Path(out_dir) / "config.json"), task.options_type)
     steps = task.next_steps(task.configure(config), out_dir)
     if steps:
         click.echo("next: search with the run's tower:")

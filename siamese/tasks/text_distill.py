@@ -156,23 +156,21 @@ class TextDistillTask(Task):
                 o,
                 "teacher",
                 "--teacher",
-                required=True,
                 default=None,
                 show_default=False,
-                help="The model to copy: all-MiniLM-L6-v2 (offline, with the teacher extra), a "
-                "sentence-transformers folder or name, vectors.npy (one row per sentence read), or "
-                "MODULE:FUNCTION.",
+                help="The model to copy (needed by a new run): all-MiniLM-L6-v2 (offline, with the "
+                "teacher extra), a sentence-transformers folder or name, vectors.npy (one row per "
+                "sentence read), or MODULE:FUNCTION.",
             ),
             option(
                 o,
                 "sentences",
                 "--sentences",
                 multiple=True,
-                required=True,
                 default=None,
                 show_default=False,
-                help="Sentences to learn from (repeatable): a dataset name (its train and dev splits), a "
-                ".txt file (one per line) or a CSV/TSV file (see --text-col).",
+                help="Sentences to learn from (repeatable; needed by a new run): a dataset name (its "
+                "train and dev splits), a .txt file (one per line) or a CSV/TSV file (see --text-col).",
             ),
             option(
                 o,
@@ -246,8 +244,10 @@ class TextDistillTask(Task):
     # ------------------------------------------------------------------ the run
 
     def next_steps(self, config: RunConfig, out: str | os.PathLike[str]) -> list[str]:
-        named = [spec for spec in config.options.sentences if is_named(spec)]
-        corpus = named[0] if named else "sentences.txt"
+        sources = config.options.sentences
+        named = [spec for spec in sources if is_named(spec)]
+        lines = [spec for spec in sources if not is_named(spec) and spec.lower().endswith(".txt")]
+        corpus = (named or lines or ["sentences.txt"])[0]  # one the index reads as it is
         index = Path("idx") / Path(str(out)).name
         return [
             f"siamese-index build --run {shlex.quote(str(out))} --input {shlex.quote(corpus)} --out {index}",
@@ -257,6 +257,15 @@ class TextDistillTask(Task):
     def prepare(self, config: RunConfig, *, resume: bool) -> Job:
         config = _resolve(config)
         options = config.options
+        # Checked here, not by the command line, so that --resume needs neither: it goes on
+        # with the run's saved teacher and sentences.
+        if not options.teacher:
+            raise ConfigError(
+                "--teacher is required: all-MiniLM-L6-v2, a sentence-transformers folder or name, "
+                "vectors.npy or MODULE:FUNCTION"
+            )
+        if not options.sentences:
+            raise ConfigError("--sentences is required: a dataset name, a .txt file or a CSV/TSV file")
         teacher = resolve_teacher(options.teacher)
         if options.augment and isinstance(teacher, Precomputed):
             raise ConfigError(
@@ -437,8 +446,6 @@ def _resolve(config: RunConfig) -> RunConfig:
         raise ConfigError(f"--dev-sentences must be a positive integer, got {options.dev_sentences!r}")
     if isinstance(options.augment, bool) or not isinstance(options.augment, int) or options.augment < 0:
         raise ConfigError(f"--augment must be 0 or more, got {options.augment!r}")
-    if not options.sentences:
-        raise ConfigError("--sentences is required: a dataset name, a .txt file or a CSV/TSV file")
     if options.embedding_dim is None and not options.word_vectors:
         config = dataclasses.replace(
             config, options=dataclasses.replace(options, embedding_dim=PLAIN_EMBEDDING_DIM)
