@@ -245,10 +245,11 @@ def measure(args, run, folder: Path) -> str:
     os.environ[venv_teacher.PYTHON_VARIABLE] = args.teacher_python
     here = str(Path(__file__).resolve().parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
-    students = {}
+    students, towers = {}, {}
     for name in args.students:
         options = student_args(name, folder, args.teacher_cache, args.seed, args.split_seed, args.augment)
         out, wall = trained(name, options, args, folder)
+        towers[name] = out / "tower.keras"
         metrics = json.loads((out / "metrics.json").read_text())
         log = out.with_suffix(".log").read_text(encoding="utf-8")
         counts = re.search(r"distillation: (\d+) sentences \((\d+) train, (\d+) dev\)", log)
@@ -269,7 +270,7 @@ def measure(args, run, folder: Path) -> str:
         measured = teacher_speed(args.teacher_python, corpus, folder)
         speeds["teacher"].append(measured)
         for name in args.students:
-            speeds[name].append(student_speed(folder / name, corpus, folder))
+            speeds[name].append(student_speed(towers[name], corpus, folder))
         common.echo(
             f"speed round {repeat + 1}: "
             + ", ".join(f"{k} {len(corpus) / v[-1]['seconds']:,.0f}/s" for k, v in speeds.items())
