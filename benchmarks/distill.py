@@ -2,7 +2,7 @@
 
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
       --teacher-python /path/to/venv/bin/python [--students bilstm-128 bilstm-384] [--repeats 3]
-      [--teacher-cache DIR] [--augment 2] [--seed 0] [--split-seed S] [--runs DIR]
+      [--teacher-cache DIR] [--augment 4] [--seed 0] [--split-seed S] [--runs DIR]
 
 1. Each student: ``siamese-train --task text-distill --teacher venv_teacher:embed --sentences
    sick --sentences stsb --sentences mrpc --sentences paws --sentences qqp`` with its settings
@@ -77,7 +77,7 @@ COMMON = (
     "--no-tensorboard",
 )
 #: The students' ``--augment`` unless the invocation gives another.
-AUGMENT = 2
+AUGMENT = 4
 
 STUDENT_SPEED = """
 import json, resource, sys, time
