@@ -212,38 +212,6 @@ class BatchHardTripletLoss(keras.losses.Loss):
         return {**super().get_config(), "margin": self.margin}
 
 
-@register
-class CosineRelationLoss(keras.losses.Loss):
-    """Distillation to a teacher's vectors, point by point and pair by pair.
-
-    ``y_true`` is the teacher's vector of each item, ``y_pred`` the student's (any length: both
-    are scaled to length 1). Each item's loss is minus the cosine of its two vectors, plus
-    ``weight`` times the mean, over the batch's items ``j``, of the squared difference between
-    the student's and the teacher's cosine of ``(i, j)``: the second term asks the student to
-    rank the batch's pairs as the teacher does, which is what an index and a cosine score use.
-
-    Args:
-        weight: The weight of the pair term (0: the cosine loss alone).
-    """
-
-    def __init__(self, weight: float = 1.0, name: str = "cosine_relation", **kwargs: Any) -> None:
-        if not weight >= 0:
-            raise ValueError(f"weight must be 0 or more, got {weight!r}")
-        super().__init__(name=name, **kwargs)
-        self.weight = float(weight)
-
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        student, teacher = _unit(y_pred), _unit(ops.cast(y_true, y_pred.dtype))
-        # Under tf.distribute: each replica's items against the whole global batch.
-        (students, teachers), _, weight = gather_replicas(student, teacher)
-        point = -ops.sum(student * teacher, axis=-1)
-        gap = ops.matmul(student, ops.transpose(students)) - ops.matmul(teacher, ops.transpose(teachers))
-        return (point + self.weight * ops.mean(ops.square(gap), axis=-1)) * ops.cast(weight, point.dtype)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "weight": self.weight}
-
-
 def _bce(**kwargs: Any) -> keras.losses.Loss:
     return keras.losses.BinaryCrossentropy(**kwargs)
 

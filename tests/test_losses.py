@@ -79,20 +79,6 @@ def test_batch_hard_triplet_matches_numpy():
     assert got == pytest.approx(triplet_reference(labels, embeddings, 0.3), rel=1e-5)
 
 
-def test_cosine_relation_matches_numpy():
-    teacher = RNG.normal(size=(6, 5)).astype(np.float32)
-    student = teacher + RNG.normal(scale=0.5, size=(6, 5)).astype(np.float32)
-    s, t = _unit(student.astype(np.float64)), _unit(teacher.astype(np.float64))
-    expected = np.mean(-np.sum(s * t, axis=1) + 3.0 * np.mean((s @ s.T - t @ t.T) ** 2, axis=1))
-    got = float(losses.CosineRelationLoss(weight=3.0)(teacher, student))
-    assert got == pytest.approx(expected, rel=1e-5)
-    # The teacher's own vectors, at any length, are the minimum: -1, no pair gap.
-    assert float(losses.CosineRelationLoss()(teacher, 4.0 * teacher)) == pytest.approx(-1.0, abs=1e-6)
-    assert float(losses.CosineRelationLoss(weight=0)(teacher, student)) == pytest.approx(
-        -np.mean(np.sum(s * t, axis=1)), rel=1e-5
-    )
-
-
 def test_embedding_loss_gradients_match_a_numerical_estimate():
     """The losses are differentiable where the references say they should be: a finite
     difference of the NumPy reference agrees with the gradient TensorFlow computes."""
@@ -116,8 +102,6 @@ def test_losses_are_refused_with_bad_parameters():
         losses.MultipleNegativesRankingLoss(scale=0)
     with pytest.raises(ValueError, match="margin"):
         losses.BatchHardTripletLoss(margin=-1)
-    with pytest.raises(ValueError, match="weight"):
-        losses.CosineRelationLoss(weight=-1)
     assert isinstance(
         keras.saving.deserialize_keras_object(
             keras.saving.serialize_keras_object(losses.CoSENTLoss(scale=5))

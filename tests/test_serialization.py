@@ -73,7 +73,6 @@ def _embedding_losses() -> list[RoundTrip]:
         ),
         RoundTrip(losses.CoSENTLoss(scale=11.0), None, [scores, np.tanh(U[:4, :1])]),
         RoundTrip(losses.BatchHardTripletLoss(margin=0.7), None, [labels, U[:4]]),
-        RoundTrip(losses.CosineRelationLoss(weight=2.5), None, [U[1:5], U[:4]]),
     ]
 
 

@@ -51,7 +51,6 @@ from siamese.datasets.sentences import heldout_test_sentences, is_named, read_so
 from siamese.datasets.text import load_text_dataset
 from siamese.errors import ConfigError, DataError, DatasetNotFoundError
 from siamese.index import Index
-from siamese.losses import CosineRelationLoss
 from siamese.metrics import evaluators
 from siamese.metrics.retrieval import pair_retrieval_set, score_results, search_depth
 from siamese.models import load_tower
@@ -74,7 +73,7 @@ logger = logging.getLogger(__name__)
 
 NAME = "text-distill"
 #: The losses of ``--distill-loss`` (the default first).
-DISTILL_LOSSES = ("cosine", "mse", "cosine-relation")
+DISTILL_LOSSES = ("cosine", "mse")
 #: The datasets whose test splits give the test figures unless ``--eval-data`` says otherwise.
 DEFAULT_EVAL = ("stsb", "sick", "qqp")
 #: The figure that picks the epoch: the mean cosine to the teacher on the held-out sentences.
@@ -188,9 +187,8 @@ class TextDistillTask(Task):
                 "distill_loss",
                 "--distill-loss",
                 type=click.Choice(DISTILL_LOSSES),
-                help="cosine: minus the cosine to the teacher's vector (better on dev than mse); mse: "
-                "squared error to its unit vector; cosine-relation: the cosine, plus the squared gaps "
-                "between the student's and the teacher's cosines of the batch's pairs (weight 1).",
+                help="cosine: minus the cosine to the teacher's vector (better on dev); mse: squared "
+                "error to its unit vector.",
             ),
             option(
                 o,
@@ -465,8 +463,6 @@ def _cache_root(options: DistillOptions) -> Path | None:
 
 
 def _loss(name: str) -> keras.losses.Loss:
-    if name == "cosine-relation":
-        return CosineRelationLoss()
     return keras.losses.MeanSquaredError() if name == "mse" else keras.losses.CosineSimilarity()
 
 
