@@ -19,6 +19,9 @@ sentences (``$SIAMESE_CACHE_DIR/teachers``, default ``~/.cache/siamese/teachers`
 progress bar; a later run, or a resumed one, reads them back; a process killed while
 embedding leaves the chunks it finished, and the next one goes on from there. The finished
 file appears under its final name in one rename, so a reader never sees half of it.
+
+:func:`teacher_word_vectors` gives a student word vectors in the teacher's own space (each
+word of its vocabulary embedded alone), in place of pretrained ones such as GloVe.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import numpy as np
 from siamese.errors import ConfigError, DataError
 from siamese.faults import kill_point
 from siamese.io import atomic_write_json, fsync_dir, read_json
+from siamese.vectors import WordVectors
 
 logger = logging.getLogger(__name__)
 
@@ -332,3 +336,49 @@ def _resume(partial: Path, state_path: Path, count: int) -> tuple[int, np.ndarra
     ):
         return 0, None
     return rows, array
+
+
+# ---------------------------------------------------------------------- word vectors
+
+#: The mean length of the rows of :func:`teacher_word_vectors`: about that of the GloVe 6B
+#: vectors the text tower's other settings were tuned with (4.8 for the 50d ones).
+WORD_VECTOR_LENGTH = 5.0
+
+
+def teacher_word_vectors(
+    teacher: Teacher,
+    words: Sequence[str],
+    *,
+    dim: int | None = None,
+    root: Path | None = None,
+    progress: bool = True,
+) -> WordVectors:
+    """Word vectors in ``teacher``'s space, to start a student's word embedding from: each word
+    embedded alone by the teacher (cached as :func:`teacher_vectors` caches sentences), made
+    unit length, centred (the teacher's vectors share a large common direction), turned onto
+    their principal axes and cut to the first ``dim`` of them (default: all, the teacher's
+    width), and scaled to a mean length of :data:`WORD_VECTOR_LENGTH`.
+
+    Raises:
+        ConfigError: ``dim`` is wider than the teacher's vectors or than the words can span.
+        DataError: No word, or the teacher returned something other than one vector per word.
+    """
+    words = list(words)
+    if not words:
+        raise DataError("no word to embed with the teacher")
+    vectors = teacher_vectors(teacher, words, root=root, progress=progress).astype(np.float64)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    vectors -= vectors.mean(axis=0)
+    width = min(vectors.shape)
+    if dim is None:
+        dim = vectors.shape[1]
+    if not 0 < dim <= width:
+        raise ConfigError(
+            f"--embedding-dim {dim}: the teacher's word vectors have {vectors.shape[1]} dimensions "
+            f"({len(words)} words span at most {width}); give at most {width}, or leave it out"
+        )
+    _, _, axes = np.linalg.svd(vectors, full_matrices=False)
+    rotated = vectors @ axes[:dim].T
+    rotated *= WORD_VECTOR_LENGTH / max(float(np.linalg.norm(rotated, axis=1).mean()), 1e-12)
+    logger.info("teacher word vectors: %d words, %d dimensions", len(words), dim)
+    return WordVectors(words, rotated.astype(np.float32))

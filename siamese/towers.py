@@ -110,13 +110,7 @@ def text_tower(
     if not texts:
         raise ValueError("texts must hold at least one non-empty string to adapt the vocabulary on")
 
-    vectorizer = keras.layers.TextVectorization(
-        max_tokens=vocab_size,
-        output_sequence_length=sequence_length,
-        standardize=standardize,
-        name="vectorize",
-    )
-    vectorizer.adapt(np.asarray(texts, dtype=object), batch_size=1024)
+    vectorizer = _adapted_vectorizer(texts, vocab_size, sequence_length, standardize)
     vocabulary = vectorizer.get_vocabulary()
     if extra_vocabulary:
         known = set(vocabulary)
@@ -168,6 +162,31 @@ def text_tower(
             100.0 * covered / len(vocabulary),
         )
     return model
+
+
+def vocabulary_words(
+    texts: Iterable[str], *, vocab_size: int = 20000, standardize: str | None = "lower_and_strip_punctuation"
+) -> list[str]:
+    """The words of the vocabulary a :func:`text_tower` adapted on ``texts`` starts from, most
+    frequent first ([PAD] and [UNK] left out): the words to give vectors for."""
+    texts = [t for t in texts if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise ValueError("texts must hold at least one non-empty string to adapt the vocabulary on")
+    vocabulary = _adapted_vectorizer(texts, positive_int("vocab_size", vocab_size), 1, standardize)
+    return [str(word) for word in vocabulary.get_vocabulary()[2:]]
+
+
+def _adapted_vectorizer(
+    texts: Sequence[str], vocab_size: int, sequence_length: int, standardize: str | None
+) -> keras.layers.TextVectorization:
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=vocab_size,
+        output_sequence_length=sequence_length,
+        standardize=standardize,
+        name="vectorize",
+    )
+    vectorizer.adapt(np.asarray(texts, dtype=object), batch_size=1024)
+    return vectorizer
 
 
 def _vectors_dim(word_vectors: WordVectors | Mapping[str, np.ndarray]) -> int:

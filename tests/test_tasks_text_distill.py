@@ -402,3 +402,76 @@ def test_augmented_variants_are_embedded_by_the_teacher_and_trained_on(tmp_path,
         ["--teacher", str(tmp_path / "v.npy"), "--sentences", str(sentences), "--augment", "1", *STUDENT]
     )
     assert refused.exit_code == 2 and "--augment needs a teacher" in refused.output, refused.output
+
+
+def test_teacher_word_vectors_keep_the_teachers_geometry(tmp_path, toy_teacher):
+    import toy_teacher as module
+
+    from siamese.teachers import WORD_VECTOR_LENGTH, teacher_word_vectors
+
+    teacher = resolve_teacher("toy_teacher:embed")
+    words = list(dict.fromkeys(WORDS))
+    found = teacher_word_vectors(teacher, words, root=tmp_path / "c")
+    cut = teacher_word_vectors(teacher, words, dim=4, root=tmp_path / "c")
+    assert calls(toy_teacher) == [len(words)]  # the second call read the cache
+    assert found.words == words and found.vectors.shape == (len(words), 12)
+    assert np.linalg.norm(found.vectors, axis=1).mean() == pytest.approx(WORD_VECTOR_LENGTH, rel=1e-4)
+    # all 12 axes kept: a rotation of the centred unit vectors, so their cosines are the same
+    unit = module.embed(words)
+    unit = unit / np.linalg.norm(unit, axis=1, keepdims=True)
+    centred = unit - unit.mean(axis=0)
+    expected = centred / np.linalg.norm(centred, axis=1, keepdims=True)
+    got = found.vectors / np.linalg.norm(found.vectors, axis=1, keepdims=True)
+    np.testing.assert_allclose(got @ got.T, expected @ expected.T, atol=1e-4)
+    # cut to the first axes: those that carry the most of the spread
+    assert cut.vectors.shape == (len(words), 4)
+    spread = np.var(cut.vectors, axis=0)
+    assert np.all(np.diff(spread) <= 1e-6) and spread.sum() > 0
+    with pytest.raises(ConfigError, match="--embedding-dim 13"):
+        teacher_word_vectors(teacher, words, dim=13, root=tmp_path / "c")
+
+
+def test_word_vectors_teacher_starts_the_student_in_the_teachers_space(tmp_path, toy_teacher):
+    sentences = sentences_file(tmp_path / "s.txt", n=200)
+    at = [STUDENT.index(name) for name in ("--word-vectors", "--embedding-dim")]
+    dropped = {i + step for i in at for step in (0, 1)}
+    student = [arg for i, arg in enumerate(STUDENT) if i not in dropped]
+    agreement = {}
+    for vectors in ("teacher", "none"):
+        out = tmp_path / vectors
+        extra = ["--embedding-dim", "8", "--vocab-size", "40"]
+        extra += ["--word-vectors", "none"] if vectors == "none" else []
+        result = distill(
+            ["--teacher", "toy_teacher:embed", "--sentences", str(sentences), "--epochs", "1"]
+            + (["--word-vectors", "teacher"] if vectors == "teacher" else [])
+            + ["--out", str(out), *extra, *student],
+            catch=False,
+        )
+        assert result.exit_code == 0, result.output
+        agreement[vectors] = json.loads((out / "metrics.json").read_text())["dev"]["teacher_cosine"]
+    config = json.loads((tmp_path / "teacher" / "config.json").read_text())
+    assert config["distill"]["word_vectors"] == "teacher" and config["distill"]["embedding_dim"] == 8
+    # after the sentences, the vocabulary's words, once: the sentences' 16, then frequent
+    # English words up to --vocab-size (with [PAD] and [UNK]), so that unseen words have vectors
+    assert calls(toy_teacher)[1] == 38
+    from siamese.models import load_tower
+
+    tower = load_tower(tmp_path / "teacher")
+    vocabulary = tower.get_layer("vectorize").get_vocabulary()
+    assert len(vocabulary) == 40 and set(WORDS) < set(vocabulary) and {"the", "of"} < set(vocabulary)
+    assert tower.get_layer("embedding").get_weights()[0].shape == (40, 8)
+    # one epoch from the teacher's word vectors agrees with the teacher better than from random ones
+    assert agreement["teacher"] > agreement["none"] + 0.05, agreement
+
+    wide = distill(
+        ["--teacher", "toy_teacher:embed", "--sentences", str(sentences), "--word-vectors", "teacher"]
+        + ["--out", str(tmp_path / "wide"), *student, "--embedding-dim", "16"]
+    )
+    assert wide.exit_code == 2 and "--embedding-dim 16" in wide.output, wide.output
+    assert not (tmp_path / "wide" / "tower.keras").exists()
+    np.save(tmp_path / "v.npy", np.ones((200, 4), dtype=np.float32))
+    refused = distill(
+        ["--teacher", str(tmp_path / "v.npy"), "--sentences", str(sentences), "--word-vectors", "teacher"]
+        + ["--out", str(tmp_path / "pre"), *student]
+    )
+    assert refused.exit_code == 2 and "--word-vectors teacher needs a teacher" in refused.output

@@ -145,3 +145,15 @@ def test_extra_vocabulary_gives_unseen_words_their_vectors():
     np.testing.assert_array_equal(matrix[vocab.index("violin")], [0, 0, 2])
     small = siamese.text_tower(TEXTS, units=2, embedding_dim=3, vocab_size=8, extra_vocabulary=["zebra"] * 9)
     assert len(small.get_layer("vectorize").get_vocabulary()) <= 8
+
+
+def test_vocabulary_words_are_the_words_a_tower_adapts_to():
+    from siamese.towers import vocabulary_words
+
+    texts = ["The cat sat.", "the dog sat down", "A cat, a dog!", "birds fly"]
+    tower = siamese.text_tower(texts, vocab_size=6, embedding_dim=4, units=4)
+    words = vocabulary_words(texts, vocab_size=6)
+    assert words == tower.get_layer("vectorize").get_vocabulary()[2:]
+    assert len(words) == 4 and all(w == w.lower() and w.isalpha() for w in words)
+    with pytest.raises(ValueError, match="non-empty"):
+        vocabulary_words(["", "  "])

@@ -69,3 +69,16 @@ def test_packaged_glove():
     assert vectors.words[0] == "the"
     cos = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
     assert cos(vectors.get("king"), vectors.get("queen")) > cos(vectors.get("king"), vectors.get("guitar"))
+
+
+def test_frequent_words_are_clean_unknown_words_in_frequency_order():
+    from siamese.vectors import frequent_words
+
+    glove = load_word_vectors("glove-6b-50d").words
+    found = frequent_words(500, known={"the", "of"})
+    assert len(found) == 500 and len(set(found)) == 500
+    assert "the" not in found and "of" not in found and found[0] == "to"
+    assert all(w == w.lower() and not set(w) & set(",.'\"-()$%:;?!") for w in found)
+    ranks = [glove.index(w) for w in found[:50]]
+    assert ranks == sorted(ranks)
+    assert frequent_words(0) == []

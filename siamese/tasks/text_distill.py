@@ -18,6 +18,14 @@ teacher on 2,000 held-out sentences 0.709 against 0.660 with ``mse`` (0.696 with
 three times the learning rate). The default learning rate, 3e-3, likewise: 0.747 against
 0.709 at 1e-3 (cosine loss, 8 epochs); benchmarks/README.md ("Distillation: tuning on dev").
 
+``--word-vectors teacher`` starts the student's word embedding from the teacher's own vectors
+of its words (each word embedded alone, on the principal axes of those vectors, cut to
+``--embedding-dim`` of them if given: :func:`siamese.teachers.teacher_word_vectors`) instead of
+GloVe's; the vocabulary is the training sentences' words, then frequent English words beyond
+them (:func:`siamese.vectors.frequent_words`, up to ``--vectors-vocabulary`` of them and
+``--vocab-size`` in all), so that a word training never saw still starts near the teacher's
+meaning of it. A teacher of precomputed vectors cannot embed words, so it cannot give them.
+
 A share of the sentences (``--dev-sentences``) is held out: the mean cosine between the
 student's and the teacher's vectors of those picks the epoch (``val_cosine``). The test
 figures are the student's on the test splits of ``--eval-data`` (by default STS-B and SICK:
@@ -62,12 +70,14 @@ from siamese.tasks.text_pairs import (
     tower_cli_options,
     with_word_vectors,
 )
-from siamese.teachers import Precomputed, Teacher, resolve_teacher, teacher_vectors
+from siamese.teachers import Precomputed, Teacher, resolve_teacher, teacher_vectors, teacher_word_vectors
+from siamese.towers import vocabulary_words
 from siamese.training import fused
 from siamese.training.config import RunConfig
 from siamese.training.loop import epoch_permutation, fit_epochs
 from siamese.training.plots import plot_history
 from siamese.training.run_dir import RunDir
+from siamese.vectors import frequent_words
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +86,8 @@ NAME = "text-distill"
 DISTILL_LOSSES = ("cosine", "mse")
 #: The datasets whose test splits give the test figures unless ``--eval-data`` says otherwise.
 DEFAULT_EVAL = ("stsb", "sick", "qqp")
+#: ``--word-vectors teacher``: the student's word vectors are the teacher's vectors of its words.
+TEACHER_WORDS = "teacher"
 #: The figure that picks the epoch: the mean cosine to the teacher on the held-out sentences.
 MONITOR = "val_cosine"
 
@@ -230,7 +242,9 @@ class TextDistillTask(Task):
                 type=click.Path(file_okay=False),
                 help="Teacher cache folder.",
             ),
-            *tower_cli_options(o),
+            *tower_cli_options(
+                o, more_vectors=f"{TEACHER_WORDS} (the teacher's vectors of the vocabulary's words), "
+            ),
         ]
 
     def options_from_cli(self, values: dict[str, Any]) -> DistillOptions:
@@ -270,6 +284,11 @@ class TextDistillTask(Task):
         if options.augment and isinstance(teacher, Precomputed):
             raise ConfigError(
                 "--augment needs a teacher that embeds new sentences (a model or MODULE:FUNCTION)"
+            )
+        if _teacher_words(options) and isinstance(teacher, Precomputed):
+            raise ConfigError(
+                f"--word-vectors {TEACHER_WORDS} needs a teacher that embeds words (a model or "
+                "MODULE:FUNCTION)"
             )
         sentences = read_sources(options.sentences, columns=options.text_col, seed=config.data_seed)
         given = teacher.vectors(len(sentences)) if isinstance(teacher, Precomputed) else None
@@ -315,7 +334,9 @@ class TextDistillTask(Task):
             logger.info("augmentation: %d variants of the training sentences added", len(extra))
             train_texts, train_targets = train_texts + extra, np.concatenate([train_targets, extra_targets])
         word_vectors = None
-        if options.word_vectors and not resume:
+        if _teacher_words(options) and not resume:
+            config, word_vectors = _with_teacher_words(config, teacher, train_texts)
+        elif options.word_vectors and not resume:
             config, word_vectors = with_word_vectors(config)
         data = {
             "train": (train_texts, train_targets),
@@ -451,6 +472,24 @@ def _resolve(config: RunConfig) -> RunConfig:
             config, options=dataclasses.replace(options, embedding_dim=PLAIN_EMBEDDING_DIM)
         )
     return config
+
+
+def _teacher_words(options: DistillOptions) -> bool:
+    return str(options.word_vectors or "").strip().lower() == TEACHER_WORDS
+
+
+def _with_teacher_words(config: RunConfig, teacher: Teacher, texts: Sequence[str]) -> tuple[RunConfig, Any]:
+    """The teacher's vectors of the words of the student's vocabulary, and the config with the
+    embedding width set to theirs. The vocabulary is that of ``texts``, then (up to
+    ``--vectors-vocabulary`` of them) frequent English words beyond it, up to ``--vocab-size``:
+    a word of a later sentence that training never saw still gets the teacher's vector of it."""
+    options = config.options
+    words = vocabulary_words(texts, vocab_size=options.vocab_size)
+    room = min(options.vectors_vocabulary, options.vocab_size - 2 - len(words))  # [PAD], [UNK]
+    words += frequent_words(room, known=words)
+    vectors = teacher_word_vectors(teacher, words, dim=options.embedding_dim, root=_cache_root(options))
+    options = dataclasses.replace(options, embedding_dim=vectors.dim)
+    return dataclasses.replace(config, options=options), vectors
 
 
 def _one_input(sides: Any, targets: Any) -> tuple[Any, Any]:

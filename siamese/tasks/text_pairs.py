@@ -157,15 +157,16 @@ class TextOptions(TextTowerOptions):
             raise ConfigError(f"members must be a positive integer, got {self.members!r}")
 
 
-def tower_cli_options(o: type[TextTowerOptions]) -> list[click.Option]:
-    """The command-line options of the settings of a new text tower (:class:`TextTowerOptions`)."""
+def tower_cli_options(o: type[TextTowerOptions], *, more_vectors: str = "") -> list[click.Option]:
+    """The command-line options of the settings of a new text tower (:class:`TextTowerOptions`);
+    ``more_vectors`` names what else a task's ``--word-vectors`` takes."""
     return [
         option(
             o,
             "word_vectors",
             "--word-vectors",
             help="Pretrained vectors: glove-6b-50d (installed with the package), a GloVe/word2vec "
-            "text file, .npy, or none.",
+            f"text file, .npy, {more_vectors}or none.",
         ),
         option(
             o,
