@@ -2,7 +2,8 @@
 
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
       --teacher-python /path/to/venv/bin/python [--students bilstm-128 bilstm-384] [--repeats 3]
-      [--teacher-cache DIR] [--augment 4] [--seed 0] [--split-seed S] [--runs DIR]
+      [--teacher-cache DIR] [--augment 4] [--word-vectors auto] [--freeze-embeddings] [--seed 0]
+      [--split-seed S] [--runs DIR]
 
 1. Each student: ``siamese-train --task text-distill --teacher venv_teacher:embed --sentences
    sick --sentences stsb --sentences mrpc --sentences paws --sentences qqp`` with its settings
@@ -78,6 +79,8 @@ COMMON = (
 )
 #: The students' ``--augment`` unless the invocation gives another.
 AUGMENT = 4
+#: The students' ``--word-vectors`` unless the invocation gives others: the task's default.
+WORD_VECTORS = "auto"
 
 STUDENT_SPEED = """
 import json, resource, sys, time
@@ -158,6 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="the students' --seed (weights, batch order)")
     parser.add_argument(
+        "--word-vectors",
+        default=WORD_VECTORS,
+        help="the students' --word-vectors (default: the task's, auto: the teacher's)",
+    )
+    parser.add_argument("--freeze-embeddings", action="store_true", help="the students' --freeze-embeddings")
+    parser.add_argument(
         "--split-seed",
         type=int,
         default=None,
@@ -190,6 +199,8 @@ def student_args(
     seed: int = 0,
     split_seed: int | None = None,
     augment: int = AUGMENT,
+    word_vectors: str = "auto",
+    freeze: bool = False,
 ) -> list[str]:
     """``siamese-train --task text-distill`` options of student ``name``: the teacher in its
     own environment (:mod:`venv_teacher`), the sources by name, a cache shared by the students,
@@ -206,6 +217,8 @@ def student_args(
         *COMMON,
         "--augment",
         str(augment),
+        *(["--word-vectors", word_vectors] if word_vectors != WORD_VECTORS else []),
+        *(["--freeze-embeddings"] if freeze else []),
         *seeds,
     ]
 
@@ -247,7 +260,16 @@ def measure(args, run, folder: Path) -> str:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
     students, towers = {}, {}
     for name in args.students:
-        options = student_args(name, folder, args.teacher_cache, args.seed, args.split_seed, args.augment)
+        options = student_args(
+            name,
+            folder,
+            args.teacher_cache,
+            args.seed,
+            args.split_seed,
+            args.augment,
+            args.word_vectors,
+            args.freeze_embeddings,
+        )
         out, wall = trained(name, options, args, folder)
         towers[name] = out / "tower.keras"
         metrics = json.loads((out / "metrics.json").read_text())
@@ -277,6 +299,21 @@ def measure(args, run, folder: Path) -> str:
         )
 
     return report(run, corpus, teacher_figures, students, speeds, args)
+
+
+def word_vectors_note(args) -> str:
+    """What the students' word vectors were, for the table's notes."""
+    if args.word_vectors == WORD_VECTORS:
+        found = (
+            "word vectors from the teacher (`--word-vectors auto`: each vocabulary word embedded alone by "
+            "the teacher, 128 principal axes; the vocabulary filled up to its size with frequent English "
+            "words)"
+        )
+    elif args.word_vectors == "glove-6b-50d":
+        found = "GloVe 6B 50d word vectors"
+    else:
+        found = f"`--word-vectors {args.word_vectors}`"
+    return found + (", frozen" if args.freeze_embeddings else "")
 
 
 def median(values: list[float]) -> float:
@@ -325,7 +362,9 @@ def report(run, corpus, teacher_figures, students, speeds, args) -> str:
         f"{', '.join(SOURCES)} (none of their test sentences), {first['dev']:,} of them held out to pick "
         f"the epoch (mean cosine to the teacher), plus {first['augmented']:,} variants of the others "
         "(`--augment`); targets: "
-        "the teacher's unit vectors (384-d). Students: GloVe 6B 50d word vectors, max pooling, a linear "
+        "the teacher's unit vectors (384-d). Students: "
+        + word_vectors_note(args)
+        + ", max pooling, a linear "
         f"projection to 384, the default loss (cosine), `{' '.join(COMMON)} --augment {args.augment}`, "
         f"seed {args.seed}"
         + (f", split seed {args.split_seed}" if args.split_seed is not None else "")

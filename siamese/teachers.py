@@ -350,6 +350,7 @@ def teacher_word_vectors(
     words: Sequence[str],
     *,
     dim: int | None = None,
+    most: int | None = None,
     root: Path | None = None,
     progress: bool = True,
 ) -> WordVectors:
@@ -357,7 +358,7 @@ def teacher_word_vectors(
     embedded alone by the teacher (cached as :func:`teacher_vectors` caches sentences), made
     unit length, centred (the teacher's vectors share a large common direction), turned onto
     their principal axes and cut to the first ``dim`` of them (default: all, the teacher's
-    width), and scaled to a mean length of :data:`WORD_VECTOR_LENGTH`.
+    width, or ``most`` if that is fewer), and scaled to a mean length of :data:`WORD_VECTOR_LENGTH`.
 
     Raises:
         ConfigError: ``dim`` is wider than the teacher's vectors or than the words can span.
@@ -371,7 +372,7 @@ def teacher_word_vectors(
     vectors -= vectors.mean(axis=0)
     width = min(vectors.shape)
     if dim is None:
-        dim = vectors.shape[1]
+        dim = min(width, most or width)
     if not 0 < dim <= width:
         raise ConfigError(
             f"--embedding-dim {dim}: the teacher's word vectors have {vectors.shape[1]} dimensions "

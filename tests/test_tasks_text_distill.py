@@ -82,6 +82,12 @@ def sentences_file(path: Path, n: int = 300, seed: int = 0) -> Path:
     return path
 
 
+def without(args: list[str], *names: str) -> list[str]:
+    """``args`` without the options ``names`` and their values."""
+    at = [args.index(name) for name in names]
+    return [arg for i, arg in enumerate(args) if not any(i in (j, j + 1) for j in at)]
+
+
 def distill(args, catch=True):
     return CliRunner().invoke(cli.train, ["--task", "text-distill", *args], catch_exceptions=catch)
 
@@ -152,13 +158,15 @@ def test_precomputed_vectors_train_a_tower_the_index_takes(tmp_path, toy_teacher
             "--out",
             str(out),
         ]
-        + STUDENT,
+        + without(STUDENT, "--word-vectors", "--embedding-dim"),
         catch=False,
     )
     assert result.exit_code == 0, result.output
     assert "siamese-index build --run" in result.output
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "text-distill" and config["distill"]["teacher"] == str(tmp_path / "v.npy")
+    # --word-vectors auto: vectors cannot embed words, so GloVe's
+    assert config["distill"]["word_vectors"] == "glove-6b-50d" and config["distill"]["embedding_dim"] == 50
     built = CliRunner().invoke(
         cli.index, ["build", "--run", str(out), "--input", str(sentences), "--out", str(tmp_path / "idx")]
     )
@@ -413,6 +421,9 @@ def test_teacher_word_vectors_keep_the_teachers_geometry(tmp_path, toy_teacher):
     words = list(dict.fromkeys(WORDS))
     found = teacher_word_vectors(teacher, words, root=tmp_path / "c")
     cut = teacher_word_vectors(teacher, words, dim=4, root=tmp_path / "c")
+    # a default width of at most `most`: the teacher's own if that is narrower
+    assert teacher_word_vectors(teacher, words, most=5, root=tmp_path / "c").dim == 5
+    assert teacher_word_vectors(teacher, words, most=128, root=tmp_path / "c").dim == 12
     assert calls(toy_teacher) == [len(words)]  # the second call read the cache
     assert found.words == words and found.vectors.shape == (len(words), 12)
     assert np.linalg.norm(found.vectors, axis=1).mean() == pytest.approx(WORD_VECTOR_LENGTH, rel=1e-4)
@@ -433,9 +444,7 @@ def test_teacher_word_vectors_keep_the_teachers_geometry(tmp_path, toy_teacher):
 
 def test_word_vectors_teacher_starts_the_student_in_the_teachers_space(tmp_path, toy_teacher):
     sentences = sentences_file(tmp_path / "s.txt", n=200)
-    at = [STUDENT.index(name) for name in ("--word-vectors", "--embedding-dim")]
-    dropped = {i + step for i in at for step in (0, 1)}
-    student = [arg for i, arg in enumerate(STUDENT) if i not in dropped]
+    student = without(STUDENT, "--word-vectors", "--embedding-dim")
     agreement = {}
     for vectors in ("teacher", "none"):
         out = tmp_path / vectors
@@ -443,7 +452,7 @@ def test_word_vectors_teacher_starts_the_student_in_the_teachers_space(tmp_path,
         extra += ["--word-vectors", "none"] if vectors == "none" else []
         result = distill(
             ["--teacher", "toy_teacher:embed", "--sentences", str(sentences), "--epochs", "1"]
-            + (["--word-vectors", "teacher"] if vectors == "teacher" else [])
+            # the default, --word-vectors auto, is the teacher's for a teacher that embeds words
             + ["--out", str(out), *extra, *student],
             catch=False,
         )
