@@ -2,7 +2,7 @@
 
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
       --teacher-python /path/to/venv/bin/python [--students bilstm-128 bilstm-384] [--repeats 3]
-      [--teacher-cache DIR] [--augment 4] [--word-vectors auto] [--freeze-embeddings] [--seed 0]
+      [--teacher-cache DIR] [--augment 4] [--word-vectors auto] [--seed 0]
       [--split-seed S] [--runs DIR]
 
 1. Each student: ``siamese-train --task text-distill --teacher venv_teacher:embed --sentences
@@ -165,7 +165,6 @@ def main(argv: list[str] | None = None) -> None:
         default=WORD_VECTORS,
         help="the students' --word-vectors (default: the task's, auto: the teacher's)",
     )
-    parser.add_argument("--freeze-embeddings", action="store_true", help="the students' --freeze-embeddings")
     parser.add_argument(
         "--split-seed",
         type=int,
@@ -200,7 +199,6 @@ def student_args(
     split_seed: int | None = None,
     augment: int = AUGMENT,
     word_vectors: str = "auto",
-    freeze: bool = False,
 ) -> list[str]:
     """``siamese-train --task text-distill`` options of student ``name``: the teacher in its
     own environment (:mod:`venv_teacher`), the sources by name, a cache shared by the students,
@@ -218,7 +216,6 @@ def student_args(
         "--augment",
         str(augment),
         *(["--word-vectors", word_vectors] if word_vectors != WORD_VECTORS else []),
-        *(["--freeze-embeddings"] if freeze else []),
         *seeds,
     ]
 
@@ -268,7 +265,6 @@ def measure(args, run, folder: Path) -> str:
             args.split_seed,
             args.augment,
             args.word_vectors,
-            args.freeze_embeddings,
         )
         out, wall = trained(name, options, args, folder)
         towers[name] = out / "tower.keras"
@@ -304,16 +300,14 @@ def measure(args, run, folder: Path) -> str:
 def word_vectors_note(args) -> str:
     """What the students' word vectors were, for the table's notes."""
     if args.word_vectors == WORD_VECTORS:
-        found = (
-            "word vectors from the teacher (`--word-vectors auto`: each vocabulary word embedded alone by "
-            "the teacher, 128 principal axes; the vocabulary filled up to its size with frequent English "
-            "words)"
+        return (
+            "word vectors from the teacher, kept fixed (`--word-vectors auto`: each vocabulary word "
+            "embedded alone by the teacher, 128 principal axes; the vocabulary filled up to its size with "
+            "frequent English words)"
         )
-    elif args.word_vectors == "glove-6b-50d":
-        found = "GloVe 6B 50d word vectors"
-    else:
-        found = f"`--word-vectors {args.word_vectors}`"
-    return found + (", frozen" if args.freeze_embeddings else "")
+    if args.word_vectors == "glove-6b-50d":
+        return "GloVe 6B 50d word vectors"
+    return f"`--word-vectors {args.word_vectors}`"
 
 
 def median(values: list[float]) -> float:

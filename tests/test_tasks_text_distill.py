@@ -167,6 +167,7 @@ def test_precomputed_vectors_train_a_tower_the_index_takes(tmp_path, toy_teacher
     assert config["task"] == "text-distill" and config["distill"]["teacher"] == str(tmp_path / "v.npy")
     # --word-vectors auto: vectors cannot embed words, so GloVe's
     assert config["distill"]["word_vectors"] == "glove-6b-50d" and config["distill"]["embedding_dim"] == 50
+    assert config["distill"]["train_embeddings"] is True  # GloVe's vectors are trained with the rest
     built = CliRunner().invoke(
         cli.index, ["build", "--run", str(out), "--input", str(sentences), "--out", str(tmp_path / "idx")]
     )
@@ -460,6 +461,7 @@ def test_word_vectors_teacher_starts_the_student_in_the_teachers_space(tmp_path,
         agreement[vectors] = json.loads((out / "metrics.json").read_text())["dev"]["teacher_cosine"]
     config = json.loads((tmp_path / "teacher" / "config.json").read_text())
     assert config["distill"]["word_vectors"] == "teacher" and config["distill"]["embedding_dim"] == 8
+    assert config["distill"]["train_embeddings"] is False  # the teacher's are kept as they are
     # after the sentences, the vocabulary's words, once: the sentences' 16, then frequent
     # English words up to --vocab-size (with [PAD] and [UNK]), so that unseen words have vectors
     assert calls(toy_teacher)[1] == 38
@@ -468,7 +470,13 @@ def test_word_vectors_teacher_starts_the_student_in_the_teachers_space(tmp_path,
     tower = load_tower(tmp_path / "teacher")
     vocabulary = tower.get_layer("vectorize").get_vocabulary()
     assert len(vocabulary) == 40 and set(WORDS) < set(vocabulary) and {"the", "of"} < set(vocabulary)
-    assert tower.get_layer("embedding").get_weights()[0].shape == (40, 8)
+    matrix = tower.get_layer("embedding").get_weights()[0]
+    assert matrix.shape == (40, 8)
+    from siamese.teachers import teacher_word_vectors
+
+    # kept fixed through training: still the teacher's word vectors (read back from the cache)
+    start = teacher_word_vectors(resolve_teacher("toy_teacher:embed"), vocabulary[2:], dim=8)
+    np.testing.assert_allclose(matrix[2:], start.vectors, rtol=1e-5, atol=1e-6)
     # one epoch from the teacher's word vectors agrees with the teacher better than from random ones
     assert agreement["teacher"] > agreement["none"] + 0.05, agreement
 
