@@ -2,7 +2,7 @@
 
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
       --teacher-python /path/to/venv/bin/python [--students bilstm-128 bilstm-384] [--repeats 3]
-      [--teacher-cache DIR] [--augment 4] [--word-vectors auto] [--seed 0]
+      [--teacher-cache DIR] [--augment 0] [--word-vectors auto] [--seed 0]
       [--split-seed S] [--runs DIR]
 
 1. Each student: ``siamese-train --task text-distill --teacher venv_teacher:embed --sentences
@@ -77,8 +77,9 @@ COMMON = (
     "3e-3",
     "--no-tensorboard",
 )
-#: The students' ``--augment`` unless the invocation gives another.
-AUGMENT = 4
+#: The students' ``--augment`` unless the invocation gives another: none (on dev, four variants of
+#: each sentence did not help the default word vectors; benchmarks/README.md).
+AUGMENT = 0
 #: The students' ``--word-vectors`` unless the invocation gives others: the task's default.
 WORD_VECTORS = "auto"
 
@@ -354,8 +355,9 @@ def report(run, corpus, teacher_figures, students, speeds, args) -> str:
     notes = [
         f"Training sentences: {first['sentences']:,} distinct sentences of the train and dev splits of "
         f"{', '.join(SOURCES)} (none of their test sentences), {first['dev']:,} of them held out to pick "
-        f"the epoch (mean cosine to the teacher), plus {first['augmented']:,} variants of the others "
-        "(`--augment`); targets: "
+        "the epoch (mean cosine to the teacher)"
+        + (f", plus {first['augmented']:,} variants of the others" if first["augmented"] else "")
+        + "; targets: "
         "the teacher's unit vectors (384-d). Students: "
         + word_vectors_note(args)
         + ", max pooling, a linear "
