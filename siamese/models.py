@@ -72,8 +72,9 @@ def head_of(model: keras.Model) -> keras.layers.Layer:
     return model.layers[-1]
 
 
-def load_model(path: str | os.PathLike[str]) -> keras.Model:
-    """Load a saved pair model (``model.keras``) in Keras's safe mode.
+def load_model(path: str | os.PathLike[str], *, compile: bool = True) -> keras.Model:
+    """Load a saved pair model (``model.keras``) in Keras's safe mode (``compile=False``: without
+    the loss and optimizer it was saved with, whose state is then not read).
 
     Raises:
         ConfigError: The file is missing or is not a Keras model file.
@@ -82,9 +83,15 @@ def load_model(path: str | os.PathLike[str]) -> keras.Model:
     if not path.is_file():
         raise ConfigError(f"model file not found: {path}")
     try:
-        return keras.saving.load_model(path)
+        return keras.saving.load_model(path, compile=compile)
     except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"cannot load model {path}: {exc}") from None
+
+
+def uncompiled(model: keras.Model) -> keras.Model:
+    """A model over ``model``'s layers and weights, without its compile state: what a tower
+    that was itself trained (compiled) is saved as, so its file carries no optimizer state."""
+    return keras.Model(model.input, model.output, name=model.name)
 
 
 def load_tower(path: str | os.PathLike[str]) -> keras.Model:
@@ -99,7 +106,7 @@ def load_tower(path: str | os.PathLike[str]) -> keras.Model:
     path = Path(path)
     if path.is_dir():
         path = path / "tower.keras"
-    model = load_model(path)
+    model = load_model(path, compile=False)  # a tower embeds: an optimizer saved with it is not wanted
     if len(model.inputs) != 1:
         raise ConfigError(f"{path} holds a model with {len(model.inputs)} inputs, not a tower")
     return model

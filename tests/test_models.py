@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import run_python
 
 import siamese
@@ -116,6 +118,22 @@ def test_saved_text_tower_keeps_its_vocabulary(tmp_path):
     tower.save(path)
     again = siamese.load_tower(tmp_path)
     assert again.get_layer("vectorize").get_vocabulary() == tower.get_layer("vectorize").get_vocabulary()
+
+
+def test_a_tower_saved_with_an_optimizer_loads_without_it(tmp_path):
+    """A tower file written while the tower was compiled and trained (as distillation's towers
+    were) still loads as a tower: same outputs, no optimizer, no Keras warning about its
+    variables."""
+    tower = siamese.text_tower(TEXTS, units=3, embedding_dim=3, projection=2)
+    tower.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    tower.train_on_batch(tf.constant(TEXTS), np.ones((len(TEXTS), 2), "float32"))
+    tower.save(tmp_path / "tower.keras")
+    assert keras.saving.load_model(tmp_path / "tower.keras").optimizer is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = siamese.load_tower(tmp_path)
+    assert getattr(again, "optimizer", None) is None
+    np.testing.assert_allclose(siamese.embed(again, TEXTS), siamese.embed(tower, TEXTS), rtol=1e-6)
 
 
 def test_no_lambda_layers_anywhere():

@@ -10,11 +10,14 @@ is installed.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import WORDS
 
-from siamese import cli
+from siamese import cli, load_tower
 from siamese.errors import ConfigError, DataError
 from siamese.teachers import cache_folder, resolve_teacher, teacher_vectors
 
@@ -370,6 +373,24 @@ def test_a_distilled_tower_starts_a_pair_run(tmp_path, toy_teacher):
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "p" / "tower.keras").is_file()
+    # Towers embed; neither carries an optimizer's state, so the pair run's tower loads
+    # without Keras's warning about optimizer variables it cannot match.
+    assert optimizer_state(out / "tower.keras") == (False, False)
+    assert optimizer_state(tmp_path / "p" / "tower.keras") == (False, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tower = load_tower(tmp_path / "p")
+    assert not getattr(tower, "optimizer", None)
+
+
+def optimizer_state(path: Path) -> tuple[bool, bool]:
+    """Whether the ``.keras`` file at ``path`` has a compile config, and optimizer variables."""
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        with archive.open("model.weights.h5") as weights, h5py.File(io.BytesIO(weights.read()), "r") as h5:
+            return bool(config.get("compile_config")), "optimizer" in h5
 
 
 @pytest.mark.skipif(

@@ -67,7 +67,7 @@ from siamese.errors import ConfigError, DataError, DatasetNotFoundError
 from siamese.index import Index
 from siamese.metrics import evaluators
 from siamese.metrics.retrieval import pair_retrieval_set, score_results, search_depth
-from siamese.models import load_tower
+from siamese.models import load_tower, uncompiled
 from siamese.tasks.base import Defaults, Job, Task, Trained, option, register
 from siamese.tasks.text_pairs import (
     DEFAULT_WORD_VECTORS,
@@ -437,7 +437,7 @@ class TextDistillTask(Task):
             trainer=trainer,
             verbose=verbose,
         )
-        return Trained(model, model, history)
+        return Trained(model, uncompiled(model), history)
 
     def score(self, job: Job, trained: Trained) -> dict:
         tower = trained.tower
