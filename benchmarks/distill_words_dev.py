@@ -40,6 +40,7 @@ with ``--joined``, of the runs' unit vectors side by side (an ensemble of the st
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -96,12 +97,14 @@ def teacher(sentences: Path, out: Path, batch_size: int = 64) -> None:
             counts.append(len(spans))
         if start % (100 * batch_size) == 0:
             print(f"{start}/{len(texts)} sentences", file=sys.stderr, flush=True)
+    partial = out.with_name(out.name + ".partial.npz")  # a reader never sees half a file
     np.savez(
-        out,
+        partial,
         words=np.asarray(words, dtype=np.float16),
         counts=np.asarray(counts),
         sentences=np.asarray(vectors, dtype=np.float32),
     )
+    os.replace(partial, out)
 
 
 def attention_pooling() -> type:
@@ -136,6 +139,7 @@ def train(args: argparse.Namespace) -> None:
     import tensorflow as tf
 
     from siamese import encode, load_tower
+    from siamese.io import atomic_save
     from siamese.layers import MaskedMaxPooling1D
 
     keras.utils.set_random_seed(args.seed)
@@ -227,7 +231,7 @@ def train(args: argparse.Namespace) -> None:
     text = keras.Input(shape=(), dtype="string", name="text")
     tower = keras.Model(text, projection(pool(states(embedding(vectorizer(text))))), name="text_tower")
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    tower.save(Path(args.out) / "tower.keras")
+    atomic_save(Path(args.out) / "tower.keras", tower.save)
     print(f"saved {Path(args.out) / 'tower.keras'}")
 
 
@@ -267,6 +271,7 @@ def synonyms(run: str, sentences: str, out: str, *, copies: int = 2, seed: int =
     outside the 200 most frequent are replaced; variants equal to their sentence, or repeated,
     are left out."""
     from siamese import encode, load_tower
+    from siamese.io import atomic_write_text
 
     tower = load_tower(run)
     words = encode.text_vectorizer(tower).get_vocabulary()
@@ -299,7 +304,7 @@ def synonyms(run: str, sentences: str, out: str, *, copies: int = 2, seed: int =
             joined = " ".join(variant)
             if joined != text:
                 found.setdefault(joined, None)
-    Path(out).write_text("".join(line + "\n" for line in found), encoding="utf-8")
+    atomic_write_text(Path(out), "".join(line + "\n" for line in found))
     print(f"{len(found)} variants written to {out}")
 
 
