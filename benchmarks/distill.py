@@ -2,16 +2,16 @@
 
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
       --teacher-python /path/to/venv/bin/python [--students bilstm-128 bilstm-384] [--repeats 3]
-      [--teacher-cache DIR] [--augment 0] [--word-vectors auto] [--seed 0]
-      [--split-seed S] [--runs DIR] [--fine-tune stsb]
+      [--teacher-cache DIR] [--augment 0] [--synonyms 0] [--vocab-size 50000]
+      [--word-vectors auto] [--seed 0] [--split-seed S] [--runs DIR] [--fine-tune stsb]
 
 1. Each student: ``siamese-train --task text-distill --teacher venv_teacher:embed --sentences
    sick --sentences stsb --sentences mrpc --sentences paws --sentences qqp`` with its settings
    (:data:`STUDENTS`, :data:`COMMON`: chosen on dev, benchmarks/README.md) in a process of its
    own. The sentences are the distinct sentences of those datasets' train and dev splits, less
-   any that is in one of their test splits, plus the ``--augment`` variants of the training
-   ones; no labels. Training minutes: the epochs' (the run's checkpoint state), the teacher's
-   embedding excluded.
+   any that is in one of their test splits, plus the ``--augment`` and ``--synonyms``
+   variants of the training ones; no labels. Training minutes: the epochs' (the run's
+   checkpoint state), the teacher's embedding excluded.
    With ``--runs DIR`` the students' run folders are kept there: a finished one with the same
    options is used again, one a killed invocation left is resumed, so the students of one table
    can be trained in separate sittings (the speeds are still all measured in the invocation
@@ -68,8 +68,8 @@ SOURCES = ("sick", "stsb", "mrpc", "paws", "qqp")
 EVAL = ("stsb", "sick", "qqp")
 #: The students: name → ``siamese-train --task text-distill`` options.
 STUDENTS = {
-    "bilstm-128": ("--rnn", "bilstm", "--units", "128", "--sequence-pooling", "max", "--vocab-size", "50000"),
-    "bilstm-384": ("--rnn", "bilstm", "--units", "384", "--sequence-pooling", "max", "--vocab-size", "50000"),
+    "bilstm-128": ("--rnn", "bilstm", "--units", "128", "--sequence-pooling", "max"),
+    "bilstm-384": ("--rnn", "bilstm", "--units", "384", "--sequence-pooling", "max"),
 }
 COMMON = (
     "--epochs",
@@ -83,6 +83,11 @@ COMMON = (
 #: The students' ``--augment`` unless the invocation gives another: none (on dev, four variants of
 #: each sentence did not help the default word vectors; benchmarks/README.md).
 AUGMENT = 0
+#: The students' ``--synonyms`` unless the invocation gives another: none, as in the tables
+#: before it was tried (benchmarks/README.md has the dev runs with it).
+SYNONYMS = 0
+#: The students' ``--vocab-size`` unless the invocation gives another.
+VOCAB_SIZE = 50000
 #: The students' ``--word-vectors`` unless the invocation gives others: the task's default.
 WORD_VECTORS = "auto"
 #: ``--fine-tune DATA``: each student then trained on DATA's labelled train pairs
@@ -168,6 +173,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--augment", type=int, default=AUGMENT, help="the students' --augment (variants of each sentence)"
     )
+    parser.add_argument(
+        "--synonyms",
+        type=int,
+        default=SYNONYMS,
+        help="the students' --synonyms (variants of each sentence with a word or two swapped)",
+    )
+    parser.add_argument("--vocab-size", type=int, default=VOCAB_SIZE, help="the students' --vocab-size")
     parser.add_argument("--seed", type=int, default=0, help="the students' --seed (weights, batch order)")
     parser.add_argument(
         "--word-vectors",
@@ -213,6 +225,8 @@ def student_args(
     split_seed: int | None = None,
     augment: int = AUGMENT,
     word_vectors: str = "auto",
+    synonyms: int = SYNONYMS,
+    vocab_size: int = VOCAB_SIZE,
 ) -> list[str]:
     """``siamese-train --task text-distill`` options of student ``name``: the teacher in its
     own environment (:mod:`venv_teacher`), the sources by name, a cache shared by the students,
@@ -226,9 +240,12 @@ def student_args(
         *sources,
         *cache,
         *STUDENTS[name],
+        "--vocab-size",
+        str(vocab_size),
         *COMMON,
         "--augment",
         str(augment),
+        *(["--synonyms", str(synonyms)] if synonyms else []),
         *(["--word-vectors", word_vectors] if word_vectors != WORD_VECTORS else []),
         *seeds,
     ]
@@ -310,6 +327,8 @@ def measure(args, run, folder: Path) -> str:
             args.split_seed,
             args.augment,
             args.word_vectors,
+            args.synonyms,
+            args.vocab_size,
         )
         out, wall = trained(name, options, args, folder)
         towers[name] = out / "tower.keras"
@@ -317,10 +336,12 @@ def measure(args, run, folder: Path) -> str:
         log = out.with_suffix(".log").read_text(encoding="utf-8")
         counts = re.search(r"distillation: (\d+) sentences \((\d+) train, (\d+) dev\)", log)
         variants = re.search(r"augmentation: (\d+) variants", log)
+        swapped = re.search(r"synonyms: (\d+) variants", log)
         students[name] = {
             "sentences": int(counts.group(1)),
             "dev": int(counts.group(3)),
             "augmented": int(variants.group(1)) if variants else 0,
+            "swapped": int(swapped.group(1)) if swapped else 0,
             "minutes": epoch_minutes(out),
             "metrics": metrics,
         }
@@ -412,11 +433,18 @@ def report(run, corpus, teacher_figures, students, speeds, args) -> str:
         f"{', '.join(SOURCES)} (none of their test sentences), {first['dev']:,} of them held out to pick "
         "the epoch (mean cosine to the teacher)"
         + (f", plus {first['augmented']:,} variants of the others" if first["augmented"] else "")
+        + (
+            f", plus {first['swapped']:,} variants of them with a word or two swapped for a near one "
+            "(`--synonyms`)"
+            if first["swapped"]
+            else ""
+        )
         + "; targets: "
         "the teacher's unit vectors (384-d). Students: "
         + word_vectors_note(args)
         + ", max pooling, a linear "
-        f"projection to 384, the default loss (cosine), `{' '.join(COMMON)} --augment {args.augment}`, "
+        f"projection to 384, the default loss (cosine), `--vocab-size {args.vocab_size} {' '.join(COMMON)} "
+        f"--augment {args.augment}" + (f" --synonyms {args.synonyms}" if args.synonyms else "") + "`, "
         f"seed {args.seed}"
         + (f", split seed {args.split_seed}" if args.split_seed is not None else "")
         + "; "

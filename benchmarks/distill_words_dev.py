@@ -265,45 +265,19 @@ def vocabulary(sentences: str, sizes: list[int]) -> None:
 
 
 def synonyms(run: str, sentences: str, out: str, *, copies: int = 2, seed: int = 0) -> None:
-    """Write ``copies`` variants of each sentence in which one word, or two (even odds), is
-    replaced by one of its five nearest words among the vocabulary's 30,000 most frequent, by
-    the cosine of RUN's word vectors (the teacher's). Only words of three letters or more
-    outside the 200 most frequent are replaced; variants equal to their sentence, or repeated,
-    are left out."""
+    """Write ``copies`` variants of each sentence by the task's ``--synonyms`` rule
+    (:func:`siamese.tasks.text_distill.synonym_variants`), with RUN's vocabulary and word
+    vectors (the teacher's) in place of those the task makes."""
     from siamese import encode, load_tower
     from siamese.io import atomic_write_text
+    from siamese.tasks.text_distill import synonym_variants
+    from siamese.vectors import WordVectors
 
     tower = load_tower(run)
-    words = encode.text_vectorizer(tower).get_vocabulary()
-    vectors = tower.get_layer("embedding").embeddings.numpy()
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
-    position = {word: i for i, word in enumerate(words)}
-    common = set(words[2:202])
-    rng = np.random.default_rng(seed)
-    nearest: dict[int, np.ndarray] = {}
-
-    def near(i: int) -> np.ndarray:
-        if i not in nearest:
-            similar = vectors[:30000] @ vectors[i]
-            similar[similar > 0.999] = -1  # the word itself
-            nearest[i] = np.argsort(-similar)[:5]
-        return nearest[i]
-
-    found: dict[str, None] = {}
-    for text in Path(sentences).read_text(encoding="utf-8").splitlines():
-        tokens = text.split()
-        keys = [PUNCTUATION.sub("", token.lower()) for token in tokens]
-        places = [k for k, key in enumerate(keys) if key in position and key not in common and len(key) >= 3]
-        if not places:
-            continue
-        for _ in range(copies):
-            chosen = rng.choice(places, size=min(len(places), 1 + int(rng.random() < 0.5)), replace=False)
-            variant = list(tokens)
-            for k in chosen:
-                variant[k] = words[rng.choice(near(position[keys[k]]))]
-            joined = " ".join(variant)
-            if joined != text:
-                found.setdefault(joined, None)
+    words = encode.text_vectorizer(tower).get_vocabulary()[2:]  # [PAD] and [UNK] left out
+    vectors = WordVectors(words, tower.get_layer("embedding").embeddings.numpy()[2:])
+    texts = Path(sentences).read_text(encoding="utf-8").splitlines()
+    found = synonym_variants(texts, vectors, copies, seed=seed)
     atomic_write_text(Path(out), "".join(line + "\n" for line in found))
     print(f"{len(found)} variants written to {out}")
 

@@ -73,13 +73,19 @@ RULE = (
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
+def standardize(text: str) -> str:
+    """``text`` after steps 1 and 2 of the tokenisation rule (ASCII letters lowered, the
+    punctuation of :data:`PUNCTUATION` deleted), as the tower's ``TextVectorization`` has it."""
+    return _STRIP.sub("", text.translate(_ASCII_LOWER))
+
+
 def tokenize(texts: Iterable[str], vocabulary: Sequence[str], sequence_length: int) -> np.ndarray:
     """Token ids of ``texts`` by the rule of the module docstring: what the tower's
     ``TextVectorization`` gives, without TensorFlow; ``(n, sequence_length)`` ``int64``."""
     lookup = {word: i for i, word in enumerate(vocabulary) if i >= 2}
     rows = []
     for text in texts:
-        pieces = [p for p in _SPLIT.split(_STRIP.sub("", text.translate(_ASCII_LOWER))) if p]
+        pieces = [p for p in _SPLIT.split(standardize(text)) if p]
         ids = [lookup.get(piece, 1) for piece in pieces[:sequence_length]]
         rows.append(ids + [0] * (sequence_length - len(ids)))
     return np.asarray(rows, dtype=np.int64).reshape(-1, sequence_length)

@@ -434,6 +434,93 @@ def test_augmented_variants_are_embedded_by_the_teacher_and_trained_on(tmp_path,
     assert refused.exit_code == 2 and "--augment needs a teacher" in refused.output, refused.output
 
 
+def test_synonym_variants_swap_a_word_or_two_for_near_ones():
+    from siamese.tasks.text_distill import synonym_variants
+    from siamese.vectors import WordVectors
+
+    rows = {
+        "the": [1, 1, 1, 0],
+        "dog": [1, 0, 0, 0],
+        "doggo": [2, 0, 0, 0],  # the same direction as "dog": never its replacement
+        "puppy": [0.9, 0.1, 0, 0],
+        "hound": [0.8, 0.3, 0, 0],
+        "cat": [0, 1, 0, 0],
+        "kitten": [0.1, 0.9, 0, 0],
+        "runs": [0, 0, 1, 0],
+        "sprints": [0, 0.1, 0.9, 0],
+        "ox": [0, 0, 0, 1],
+    }
+    vectors = WordVectors(list(rows), np.array(list(rows.values()), dtype=np.float32))
+    texts = ["The dog runs.", "the ox", "A cat runs", "the the"]
+    near = {"dog": {"puppy"}, "runs": {"sprints"}, "cat": {"kitten"}}  # one neighbour each
+    variants = synonym_variants(texts, vectors, 4, seed=0, neighbours=1, common=10)
+    assert variants == synonym_variants(texts, vectors, 4, seed=0, neighbours=1, common=10)  # seeded
+    assert len(variants) == len(set(variants)) and not set(variants) & set(texts)
+    seen = set()
+    for variant in variants:
+        tokens = variant.split()
+        source = next(t.split() for t in texts if len(t.split()) == len(tokens) and t.split()[0] == tokens[0])
+        changed = [(a, b) for a, b in zip(source, tokens, strict=True) if a != b]
+        assert 1 <= len(changed) <= 2, variant
+        for old, new in changed:  # only words with a vector, 3+ letters, not "the" (the first, common)
+            assert new in near[old.lower().strip(".")], variant
+        seen |= {tuple(changed)}
+    # both texts with swappable words give variants; "the ox" ("ox" too short) and "the the" none
+    assert {v.split()[0] for v in variants} == {"The", "A"}
+    assert len(seen) > 2
+    # two neighbours: "hound" joins "puppy" for "dog"; never "doggo", the same direction as "dog"
+    wider = synonym_variants(["my dog"] * 50, vectors, 1, seed=0, neighbours=2, common=0)
+    assert set(wider) == {"my puppy", "my hound"}
+
+
+def test_synonym_variants_are_embedded_by_the_teacher_and_trained_on(tmp_path, toy_teacher, monkeypatch):
+    sentences = sentences_file(tmp_path / "s.txt", n=100)
+    student = [*without(STUDENT, "--word-vectors", "--embedding-dim"), "--embedding-dim", "8"]
+    args = ["--teacher", "toy_teacher:embed", "--sentences", str(sentences), "--synonyms", "2"]
+    out = tmp_path / "run"
+    result = distill([*args, "--epochs", "1", "--vocab-size", "40", "--out", str(out), *student], catch=False)
+    assert result.exit_code == 0, result.output
+    made = calls(toy_teacher)
+    # the sentences, the vocabulary's words, then the variants of the 80 training sentences
+    assert made[:2] == [100, 38] and len(made) == 3 and 80 < made[2] <= 160, made
+    assert json.loads((out / "config.json").read_text())["distill"]["synonyms"] == 2
+    result = distill(["--resume", "--out", str(out), "--epochs", "2"], catch=False)
+    assert result.exit_code == 0, result.output
+    assert calls(toy_teacher) == made  # the same word vectors and variants, from the cache
+    assert len(json.loads((out / "history.json").read_text())["loss"]) == 2
+
+    # variants that are a test sentence, a held-out sentence or a training sentence are left out
+    import siamese.tasks.text_distill as module
+
+    every = set(sentences.read_text(encoding="utf-8").splitlines())
+
+    def fake_variants(texts, word_vectors, copies, *, seed):
+        held_out = sorted(every - set(texts))
+        return [texts[0], held_out[0], "zz banned", "brand new words"]
+
+    monkeypatch.setattr(module, "synonym_variants", fake_variants)
+    monkeypatch.setattr(module, "heldout_test_sentences", lambda names, seed: {"zz banned"})
+    toy_teacher.unlink()
+    result = distill([*args, "--epochs", "1", "--out", str(tmp_path / "fake"), *student], catch=False)
+    assert result.exit_code == 0, result.output
+    assert calls(toy_teacher)[-1] == 1  # "brand new words" alone
+
+    np.save(tmp_path / "v.npy", np.ones((100, 4), dtype=np.float32))
+    for given, message in (
+        (
+            ["--teacher", str(tmp_path / "v.npy"), "--word-vectors", "glove-6b-50d"],
+            "--synonyms needs a teacher",
+        ),
+        (["--teacher", "toy_teacher:embed", "--word-vectors", "none"], "--synonyms needs word vectors"),
+    ):
+        refused = distill(
+            [*given, "--sentences", str(sentences), "--synonyms", "1", "--out", str(tmp_path / "no")]
+            + student
+        )
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+        assert len(refused.output.strip().splitlines()) == 1 and not (tmp_path / "no").exists()
+
+
 def test_teacher_word_vectors_keep_the_teachers_geometry(tmp_path, toy_teacher):
     import toy_teacher as module
 
