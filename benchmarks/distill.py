@@ -434,8 +434,8 @@ def report(run, corpus, teacher_figures, students, speeds, args) -> str:
         "the epoch (mean cosine to the teacher)"
         + (f", plus {first['augmented']:,} variants of the others" if first["augmented"] else "")
         + (
-            f", plus {first['swapped']:,} variants of them with a word or two swapped for a near one "
-            "(`--synonyms`)"
+            f", plus {first['swapped']:,} variants of the training ones with a word or two swapped for a "
+            "near one (`--synonyms`)"
             if first["swapped"]
             else ""
         )
