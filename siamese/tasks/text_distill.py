@@ -258,8 +258,8 @@ class TextDistillTask(Task):
                 "--synonyms",
                 type=click.IntRange(min=0),
                 help="Add N variants of each training sentence with one or two words swapped for one of "
-                "their nearest words in the word vectors, embedded by the teacher (2 raised STS-B dev; "
-                "each epoch takes about three times as long).",
+                "their nearest words in the word vectors, embedded by the teacher (2 or 3 raised STS-B "
+                "dev; each epoch takes 3-4 times as long).",
             ),
             option(
                 o,
