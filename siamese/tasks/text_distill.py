@@ -345,7 +345,7 @@ class TextDistillTask(Task):
                 raise ConfigError(
                     f"{name} needs a teacher that embeds new sentences (a model or MODULE:FUNCTION)"
                 )
-        if options.synonyms and str(options.word_vectors or "none").strip().lower() == "none":
+        if options.synonyms and not options.word_vectors:
             raise ConfigError(
                 "--synonyms needs word vectors to find near words: leave out --word-vectors none"
             )
@@ -397,27 +397,32 @@ class TextDistillTask(Task):
         )
         train_texts, train_targets = [texts[i] for i in train], targets[train]
         if options.augment:
-            known = banned | set(texts)
-            extra = [
-                t for t in augmented(train_texts, options.augment, seed=config.data_seed) if t not in known
-            ]
-            extra_targets = unit_rows(teacher_vectors(teacher, extra, root=_cache_root(options)))
-            logger.info("augmentation: %d variants of the training sentences added", len(extra))
-            train_texts, train_targets = train_texts + extra, np.concatenate([train_targets, extra_targets])
+            train_texts, train_targets = _with_variants(
+                train_texts,
+                train_targets,
+                augmented(train_texts, options.augment, seed=config.data_seed),
+                banned | set(texts),
+                teacher,
+                options,
+                "augmentation",
+            )
         word_vectors = None
         if _teacher_words(options) and (options.synonyms or not resume):
             config, word_vectors = _with_teacher_words(config, teacher, train_texts)
         elif options.word_vectors and (options.synonyms or not resume):
             config, word_vectors = with_word_vectors(config)
         if options.synonyms:
-            known = banned | set(train_texts) | {texts[i] for i in dev}
-            swapped = synonym_variants(
-                [texts[i] for i in train], word_vectors, options.synonyms, seed=config.data_seed
+            train_texts, train_targets = _with_variants(
+                train_texts,
+                train_targets,
+                synonym_variants(
+                    [texts[i] for i in train], word_vectors, options.synonyms, seed=config.data_seed
+                ),
+                banned | set(texts) | set(train_texts),
+                teacher,
+                options,
+                "synonyms",
             )
-            extra = [t for t in swapped if t not in known]
-            extra_targets = unit_rows(teacher_vectors(teacher, extra, root=_cache_root(options)))
-            logger.info("synonyms: %d variants of the training sentences added", len(extra))
-            train_texts, train_targets = train_texts + extra, np.concatenate([train_targets, extra_targets])
         data = {
             "train": (train_texts, train_targets),
             "dev": ([texts[i] for i in dev], targets[dev]),
@@ -574,6 +579,23 @@ def _with_teacher_words(config: RunConfig, teacher: Teacher, texts: Sequence[str
     )
     options = dataclasses.replace(options, embedding_dim=vectors.dim)
     return dataclasses.replace(config, options=options), vectors
+
+
+def _with_variants(
+    texts: list[str],
+    targets: np.ndarray,
+    variants: Sequence[str],
+    known: set[str],
+    teacher: Teacher,
+    options: DistillOptions,
+    kind: str,
+) -> tuple[list[str], np.ndarray]:
+    """``texts`` and their ``targets``, then the ``variants`` that are not in ``known`` (the
+    sentences already read, and the test splits') with the teacher's unit vectors of them."""
+    extra = [text for text in variants if text not in known]
+    extra_targets = unit_rows(teacher_vectors(teacher, extra, root=_cache_root(options)))
+    logger.info("%s: %d variants of the training sentences added", kind, len(extra))
+    return texts + extra, np.concatenate([targets, extra_targets])
 
 
 def _one_input(sides: Any, targets: Any) -> tuple[Any, Any]:
