@@ -9,6 +9,7 @@ Run (the dev figure of distill_dev.py, whose sentence file is clean.txt):
   python benchmarks/distill_words_dev.py train clean.txt words.npz BASE OUT [--word-loss 1]
       [--pooling max|mean|attention] [--layers 1] [--units 384] [--epochs 8] [--seed 0]
   SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill_words_dev.py score OUT [OUT ...] [--joined]
+      [--centre clean.txt]
   python benchmarks/distill_words_dev.py synonyms BASE clean.txt synonyms.txt [--copies 2] [--seed 0]
   python benchmarks/distill_words_dev.py vocabulary clean.txt SIZE [SIZE ...]
 
@@ -34,7 +35,9 @@ for near neighbours in RUN's word vectors (the teacher's): more sentences for th
 embed, given to the task as ``--sentences OUT`` beside ``--sentences clean.txt``.
 ``vocabulary clean.txt SIZE ...`` prints the share of STS-B's dev and test tokens outside
 the vocabulary of each ``--vocab-size``. ``score`` prints distill_dev's figures of each run;
-with ``--joined``, of the runs' unit vectors side by side (an ensemble of the students).
+with ``--joined``, of the runs' unit vectors side by side (an ensemble of the students);
+with ``--centre clean.txt``, of each run's vectors minus their mean over 10,000 of the file's
+sentences (a seeded sample).
 """
 
 from __future__ import annotations
@@ -310,6 +313,7 @@ def main(argv: list[str]) -> None:
     score = commands.add_parser("score")
     score.add_argument("runs", nargs="+")
     score.add_argument("--joined", action="store_true", help="score the runs' unit vectors side by side")
+    score.add_argument("--centre", help="subtract the mean vector of 10,000 of this file's sentences")
     args = parser.parse_args(argv)
     if args.command == "teacher":
         teacher(args.sentences, args.out)
@@ -326,6 +330,19 @@ def main(argv: list[str]) -> None:
         from siamese.tasks.text_distill import evaluation_figures, unit_rows
 
         attention_pooling()
+        if args.centre:
+            texts = Path(args.centre).read_text(encoding="utf-8").splitlines()
+            sample = [texts[i] for i in np.random.default_rng(0).permutation(len(texts))[:10000]]
+            for run in args.runs:
+                tower = load_tower(run)
+                mean = embed(tower, sample, batch_size=256).mean(axis=0)
+                figures = evaluation_figures(
+                    lambda texts, tower=tower, mean=mean: embed(tower, texts, batch_size=256) - mean,
+                    distill_dev.SCORED,
+                    split="dev",
+                )
+                sys.stdout.write(distill_dev.line(f"{run}, centred", figures))
+            return
         if not args.joined:
             for run in args.runs:
                 sys.stdout.write(distill_dev.line(run, distill_dev.tower_figures(load_tower(run))))
