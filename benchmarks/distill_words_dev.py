@@ -293,6 +293,7 @@ def speed(sentences: str, runs: list[str], *, count: int = 8000, rounds: int = 3
     """Print each run's median sentences per second embedding ``count`` of ``sentences``."""
     from siamese import embed, load_tower
 
+    attention_pooling()  # this script's attention-pooled towers load too
     texts = Path(sentences).read_text(encoding="utf-8").splitlines()[:count]
     towers = {run: load_tower(run) for run in runs}
     for tower in towers.values():
@@ -338,8 +339,9 @@ def main(argv: list[str]) -> None:
     timed.add_argument("runs", nargs="+")
     score = commands.add_parser("score")
     score.add_argument("runs", nargs="+")
-    score.add_argument("--joined", action="store_true", help="score the runs' unit vectors side by side")
-    score.add_argument("--centre", help="subtract the mean vector of 10,000 of this file's sentences")
+    how = score.add_mutually_exclusive_group()
+    how.add_argument("--joined", action="store_true", help="score the runs' unit vectors side by side")
+    how.add_argument("--centre", help="subtract the mean vector of 10,000 of this file's sentences")
     args = parser.parse_args(argv)
     if args.command == "teacher":
         teacher(args.sentences, args.out)
